@@ -1,0 +1,82 @@
+"""The one place that saves and loads weights and model cards.
+
+A checkpoint (`<task>.pt`) holds only plain types and tensors, so it loads with
+`torch.load(path, weights_only=True)`: the task definition, the architecture arguments, the
+weights, the calibration temperature and the out-of-distribution statistics. The model card
+(`<task>.json` beside it) holds everything a person wants to read: metrics, settings, timing.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .models import build_model
+from .tasks import TaskSpec
+
+FORMAT_VERSION = 1
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
+
+
+def models_dir() -> Path:
+    """Folder of the task models: $MEDIMG_MODELS_DIR, or the shipped assets/models."""
+    return Path(os.environ.get("MEDIMG_MODELS_DIR") or ASSETS_DIR)
+
+
+def default_model_path(task: str) -> Path:
+    """Where a task's model lives: <models_dir>/<task>.pt."""
+    return models_dir() / f"{task}.pt"
+
+
+def save_checkpoint(path: Path, model: nn.Module, spec: TaskSpec, model_args: dict, extras: dict) -> None:
+    """Write the checkpoint atomically (plain types + tensors only)."""
+    state = {
+        "format": FORMAT_VERSION,
+        "task": spec.to_dict(),
+        "model_args": dict(model_args),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extras,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> tuple[nn.Module, TaskSpec, dict]:
+    """Rebuild the model in eval mode from a checkpoint; returns (model, spec, raw state)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {path}. Train one with: python -m medimg_core train --task <task>")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged or foreign file
+        raise ValueError(f"{path} is not a medimg checkpoint ({type(err).__name__}: {err}).") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path} is not a medimg checkpoint of format {FORMAT_VERSION}.")
+    spec = TaskSpec.from_dict(state["task"])
+    model = build_model(num_classes=spec.num_classes, **state["model_args"])
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    return model, spec, state
+
+
+def card_path(model_path: Path) -> Path:
+    """The model card beside a checkpoint."""
+    return Path(model_path).with_suffix(".json")
+
+
+def write_card(model_path: Path, card: dict) -> Path:
+    """Write the model card JSON beside the checkpoint."""
+    path = card_path(model_path)
+    path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_card(model_path: Path) -> dict:
+    """The model card of a checkpoint ({} when there is none)."""
+    path = card_path(model_path)
+    return json.loads(path.read_text()) if path.is_file() else {}

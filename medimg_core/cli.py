@@ -1,0 +1,171 @@
+"""Command line: download, train, evaluate, predict, info.
+
+Every command prints a clear one-line error (never a traceback) and exits non-zero when the
+run itself fails; `predict` reports unreadable files per file and still exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from .tasks import TASKS, get_task
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="python -m medimg_core", description="medimg: medical image classification")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("download", help="fetch a task's dataset into the data folder ($MEDIMG_DATA_DIR)")
+    p.add_argument("task", choices=list(TASKS))
+    p.add_argument("--from", dest="source", help="a local copy (archive, npz, zip or folder) or another URL")
+    p.add_argument("--md5", help="checksum to enforce (default: the official one for the public URL)")
+
+    p = sub.add_parser("train", help="train a model and write it with its model card")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", help="dataset path (default: the downloaded archive)")
+    p.add_argument("--out", type=Path, help="checkpoint path (default: assets/models/<task>.pt)")
+    p.add_argument("--architecture", default="compact-cnn", choices=["compact-cnn", "resnet18"])
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--balance", action="store_true", help="weight the loss by inverse class frequency")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--max-per-class", type=int, help="train on at most this many images per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-baseline", dest="baseline", action="store_false")
+
+    p = sub.add_parser("evaluate", help="metrics of a model on a labelled dataset")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", help="archive, folder of <class>/<image>, or MedMNIST .npz (default: the downloaded set)")
+    p.add_argument("--split", choices=["train", "val", "test"], help="npz split (default: test)")
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+    p = sub.add_parser("predict", help="classify image files")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="one JSON line per file")
+
+    sub.add_parser("info", help="list the tasks, their data and shipped models")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status."""
+    args = get_args_parser().parse_args(argv)
+    from .data import DataError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (DataError, FileNotFoundError, ValueError, KeyError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_download(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .data import download
+
+    spec = get_task(args.task)
+    with tqdm(unit="B", unit_scale=True, desc=spec.source.filename) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total or None
+            bar.n = done
+            bar.refresh()
+
+        path = download(spec, args.source, md5=args.md5, progress=progress)
+    print(f"{spec.name}: {path}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .checkpoint import default_model_path
+    from .training import TrainConfig, train
+
+    cfg = TrainConfig(task=args.task, architecture=args.architecture, width=64 if args.architecture == "resnet18" else args.width,
+                      dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      weight_decay=args.weight_decay, augment=args.augment, balance=args.balance,
+                      val_fraction=args.val_fraction, max_per_class=args.max_per_class, seed=args.seed,
+                      baseline=args.baseline)
+    out = args.out or default_model_path(args.task)
+    command = "python -m medimg_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    _, card = train(cfg, args.data, out, command=command)
+    v = card["validation"]
+    print(f"wrote {out} and {out.with_suffix('.json')}: validation accuracy {v['accuracy']:.4%}, "
+          f"macro-F1 {v['macro_f1']:.4f}, ECE {v['ece']:.4f} (n={v['n']}), {card['training']['seconds']:.0f} s")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data import load_dataset
+    from .evaluation import compute_metrics
+    from .predict import load_classifier
+
+    clf = load_classifier(args.task, args.model)
+    data = Path(args.data) if args.data else None
+    split = args.split or ("test" if data is not None and data.suffix == ".npz" else None)
+    ds = load_dataset(clf.spec, data, split=split)
+    import torch
+
+    probs, scores, _ = clf.infer(torch.from_numpy(ds.images))
+    metrics = compute_metrics(probs, ds.labels, clf.classes, clf.label_indices(probs))
+    result = {"task": clf.spec.name, "model": str(clf.path), **metrics,
+              "ood_flag_rate": float((scores > clf.ood.threshold).mean())}
+    if not args.json:
+        print(f"{clf.spec.name} on {data or 'the downloaded dataset'} ({metrics['n']} images): "
+              f"accuracy {metrics['accuracy']:.4%}, macro-F1 {metrics['macro_f1']:.4f}, "
+              f"AUC {metrics['auc'] if metrics['auc'] is None else round(metrics['auc'], 4)}, ECE {metrics['ece']:.4f}")
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .imaging import ImageReadError, read_image
+    from .predict import load_classifier
+
+    clf = load_classifier(args.task, args.model)
+    for file in args.files:
+        row = {"file": str(file), "label": None, "confidence": None, "probabilities": None,
+               "in_distribution": None, "ood_score": None, "error": None}
+        try:
+            row.update(clf.predict(read_image(file)).to_dict())
+        except ImageReadError as err:
+            row["error"] = str(err)
+        if args.json:
+            print(json.dumps(row), flush=True)
+        elif row["error"]:
+            print(f"{file}: error: {row['error']}", flush=True)
+        else:
+            flag = "" if row["in_distribution"] else "  (out of distribution: not like the training images)"
+            print(f"{file}: {row['label']} ({row['confidence']:.1%}){flag}", flush=True)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .checkpoint import default_model_path, read_card
+    from .data import dataset_path
+
+    for spec in TASKS.values():
+        card = read_card(default_model_path(spec.name))
+        acc = card.get("validation", {}).get("accuracy")
+        model = f"shipped model, validation accuracy {acc:.2%}" if acc is not None else "no shipped model"
+        data = dataset_path(spec) or "not downloaded"
+        print(f"{spec.name}: {spec.title}\n  classes: {', '.join(spec.classes)}\n  data: {data}\n  {model}")
+    return 0
+
+
+COMMANDS = {"download": cmd_download, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "info": cmd_info}

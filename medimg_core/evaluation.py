@@ -1,0 +1,53 @@
+"""Metrics for a set of predictions: accuracy, macro-F1, AUC, calibration error, per class."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, roc_auc_score
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-class confidence, equal-width bins."""
+    conf, pred = probs.max(1), probs.argmax(1)
+    correct = (pred == labels).astype(np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(ece)
+
+
+def auc_score(probs: np.ndarray, labels: np.ndarray) -> float | None:
+    """One-vs-rest macro ROC AUC (plain ROC AUC for two classes); None if a class is absent."""
+    k = probs.shape[1]
+    if len(np.unique(labels)) < k:
+        return None
+    if k == 2:
+        return float(roc_auc_score(labels, probs[:, 1]))
+    return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=list(range(k))))
+
+
+def compute_metrics(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] | list[str],
+                    pred: np.ndarray | None = None) -> dict:
+    """All headline and per-class metrics for N x C probabilities against N integer labels.
+
+    `pred` overrides the argmax decision (e.g. a two-class model's operating threshold).
+    """
+    k = len(classes)
+    pred = probs.argmax(1) if pred is None else pred
+    p, r, f, s = precision_recall_fscore_support(labels, pred, labels=list(range(k)), zero_division=0)
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, pred)),
+        "macro_f1": float(f1_score(labels, pred, labels=list(range(k)), average="macro", zero_division=0)),
+        "auc": auc_score(probs, labels),
+        "ece": expected_calibration_error(probs, labels),
+        "classes": list(classes),
+        "per_class": {
+            c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, c in enumerate(classes)
+        },
+        "confusion_matrix": confusion_matrix(labels, pred, labels=list(range(k))).tolist(),
+    }

@@ -1,0 +1,245 @@
+"""Reading any image a person might drag in, and turning it into the model's input.
+
+`read_image` takes a path, bytes or a binary file object and returns the picture as a 2-D
+float32 array in [0, 1] (grayscale, native resolution). `to_model_input` brings that array to
+the model's square input (letterbox: no distortion). Training reads its data through the same
+two functions, so what the model sees in the app is what it saw in training.
+
+Every failure is an `ImageReadError` whose message is one plain sentence for the user. Sizes
+are checked before pixels are decoded, so hostile files cannot make us allocate gigabytes.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_BYTES = 64 * 1024 * 1024  # largest file we read
+MAX_PIXELS = 50_000_000  # largest decoded frame (e.g. 7000 x 7000)
+
+SUPPORTED = "JPEG, PNG, BMP, TIFF, WebP, GIF or DICOM"
+ImageSource = str | Path | bytes | bytearray | BinaryIO
+
+
+class ImageReadError(ValueError):
+    """A file that cannot be turned into an image; the message is meant for the user."""
+
+
+def read_image(source: ImageSource) -> np.ndarray:
+    """Decode a file into a grayscale HxW float32 array in [0, 1].
+
+    Args:
+        source: a path, the file's bytes, or a binary file-like object.
+    Returns:
+        HxW float32 in [0, 1], 0 = black, EXIF orientation applied.
+    Raises:
+        ImageReadError: with one plain sentence naming the problem.
+    """
+    data = _read_bytes(source)
+    kind = sniff_format(data)
+    if kind == "dicom":
+        return _decode_dicom(data)
+    if kind in _UNSUPPORTED:
+        raise ImageReadError(_UNSUPPORTED[kind])
+    try:
+        return _decode_pillow(data)
+    except ImageReadError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+        raise ImageReadError(f"This file is not an image we can read ({SUPPORTED}).") from err
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as err:
+        raise ImageReadError(f"The image file is damaged or truncated and cannot be decoded ({err}).") from err
+
+
+def to_model_input(image: np.ndarray, size: int) -> np.ndarray:
+    """Letterbox a [0, 1] image onto a black size x size square without distortion.
+
+    Args:
+        image: HxW float array in [0, 1].
+        size: side of the square model input.
+    Returns:
+        size x size float32 in [0, 1].
+    """
+    h, w = image.shape
+    if (h, w) == (size, size):
+        return image.astype(np.float32, copy=False)
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = Image.fromarray(image.astype(np.float32), mode="F").resize(
+        (nw, nh), Image.Resampling.LANCZOS, reducing_gap=3.0
+    )
+    out = np.zeros((size, size), np.float32)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[top : top + nh, left : left + nw] = np.clip(np.asarray(resized), 0.0, 1.0)
+    return out
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Quantise a [0, 1] image to uint8 (for display and compact storage)."""
+    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def sniff_format(data: bytes) -> str:
+    """Name the file's format from its first bytes, not from its name."""
+    head = data[:1024].lstrip()
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith(b"%PDF"):
+        return "pdf"
+    low = head[:512].lower()
+    if low.startswith(b"<svg") or (low.startswith(b"<?xml") and b"<svg" in data[:4096].lower()):
+        return "svg"
+    if low.startswith((b"<!doctype html", b"<html")):
+        return "html"
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    if data[:3] == b"\x1f\x8b\x08":
+        return "gzip"
+    return "raster"
+
+
+_UNSUPPORTED = {
+    "pdf": "PDF documents are not supported: export the page as a PNG or JPEG image first.",
+    "svg": "SVG vector drawings are not supported: upload a PNG, JPEG or DICOM scan instead.",
+    "html": "This is a web page (HTML), not an image.",
+    "zip": "This is a zip archive, not an image: unpack it and upload the images inside.",
+    "gzip": "This is a compressed (gzip) archive, not an image: unpack it first.",
+}
+
+
+def _read_bytes(source: ImageSource) -> bytes:
+    """Get at most MAX_BYTES of the source's bytes, with a clear error for empty or huge files."""
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageReadError(f"There is no file at {path}.")
+        if path.stat().st_size > MAX_BYTES:
+            raise ImageReadError(_too_big(path.stat().st_size))
+        data = path.read_bytes()
+    else:
+        data = source.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ImageReadError(_too_big(len(data)))
+    if not data:
+        raise ImageReadError("The file is empty (0 bytes).")
+    return data
+
+
+def _too_big(n: int) -> str:
+    return f"The file is {n / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB."
+
+
+def _check_pixels(width: int, height: int) -> None:
+    """Refuse frames too large to decode safely (decompression bombs)."""
+    if width <= 0 or height <= 0:
+        raise ImageReadError(f"The image has no pixels ({width} x {height}).")
+    if width * height > MAX_PIXELS:
+        raise ImageReadError(
+            f"The image is {width} x {height} pixels, larger than the {MAX_PIXELS / 1e6:.0f} megapixel "
+            "limit; scale it down before uploading."
+        )
+
+
+def _decode_pillow(data: bytes) -> np.ndarray:
+    """Decode a raster image with Pillow: first frame, EXIF orientation, any mode or bit depth."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as im:
+            _check_pixels(*im.size)
+            im.seek(0)
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _pil_to_gray(im)
+
+
+def _pil_to_gray(im: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> HxW float32 in [0, 1]; transparency composited onto black."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return _window(np.asarray(im, dtype=np.float32))
+    if im.mode == "P" or im.mode == "PA":
+        im = im.convert("RGBA")
+    if im.mode in ("LA", "RGBA", "La", "RGBa"):
+        rgba = im.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(black, rgba)
+    if im.mode not in ("L", "RGB"):
+        im = im.convert("RGB")  # CMYK, YCbCr, 1, LAB, HSV ...
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def _window(pixels: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
+    """Map high-bit-depth or float data to [0, 1] with a robust percentile window."""
+    finite = np.isfinite(pixels)
+    if not finite.any():
+        raise ImageReadError("The image holds no finite pixel values.")
+    pixels = np.where(finite, pixels, 0.0)
+    lo, hi = np.percentile(pixels, [low_pct, high_pct])
+    if hi <= lo:
+        lo, hi = float(pixels.min()), float(pixels.max())
+    if hi <= lo:
+        return np.zeros(pixels.shape, np.float32)
+    return np.clip((pixels - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def _decode_dicom(data: bytes) -> np.ndarray:
+    """DICOM -> [0, 1]: middle frame, rescale slope/intercept, window, MONOCHROME1 inverted."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_modality_lut, pixel_array
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=False)
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as err:
+        raise ImageReadError(f"The DICOM file is damaged and cannot be read ({err}).") from err
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise ImageReadError("This DICOM file holds no image (no pixel data); it may be a report or a structured document.")
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    _check_pixels(cols, rows)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = pixel_array(ds, index=frames // 2 if frames > 1 else None)
+    except (NotImplementedError, RuntimeError, ImportError) as err:
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(syntax, "name", str(syntax))
+        raise ImageReadError(f"This DICOM file is compressed with {name}, which cannot be decoded here.") from err
+    except (ValueError, AttributeError, KeyError, TypeError, IndexError, OSError, EOFError) as err:
+        raise ImageReadError(f"The DICOM pixel data is damaged or incomplete ({err}).") from err
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # colour DICOM (already RGB)
+        rgb = arr[..., :3].astype(np.float32)
+        arr = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        return _window(arr, 0.0, 100.0)
+    if arr.ndim != 2:
+        raise ImageReadError(f"This DICOM image has an unexpected shape {arr.shape}.")
+    arr = apply_modality_lut(arr, ds).astype(np.float32)
+    image = _dicom_window(arr, ds)
+    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        image = 1.0 - image
+    return image
+
+
+def _dicom_window(arr: np.ndarray, ds) -> np.ndarray:
+    """Apply the file's first VOI window if it has one, else a robust percentile window."""
+    from pydicom.multival import MultiValue
+
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    try:
+        center = float(center[0] if isinstance(center, MultiValue) else center)
+        width = float(width[0] if isinstance(width, MultiValue) else width)
+    except (TypeError, ValueError, IndexError):
+        return _window(arr)
+    if width <= 1:
+        return _window(arr)
+    lo = center - width / 2
+    out = np.clip((arr - lo) / width, 0.0, 1.0).astype(np.float32)
+    if out.max() - out.min() < 1e-3:  # the stored window misses this frame entirely
+        return _window(arr)
+    return out
+

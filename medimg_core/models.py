@@ -1,0 +1,83 @@
+"""Model architectures, built by name from plain arguments saved in the checkpoint.
+
+Every model exposes `features(x) -> N x D` (the penultimate layer, for embeddings and the
+out-of-distribution score), `head` (the final linear layer) and a `cam_layer` name that
+`get_submodule` resolves for Grad-CAM. Inputs are N x 1 x S x S floats in [0, 1].
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ARCHITECTURES = ("compact-cnn", "resnet18")
+
+
+def _conv_bn(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class CompactCNN(nn.Module):
+    """A one-conv stem, three conv blocks and global average pooling.
+
+    Grad-CAM reads block3, at a quarter of the input resolution (16 x 16 for 64 px inputs).
+    """
+
+    cam_layer = "block3"
+
+    def __init__(self, num_classes: int, width: int = 16, dropout: float = 0.2):
+        super().__init__()
+        w = width
+        self.block1 = nn.Sequential(_conv_bn(1, w), nn.MaxPool2d(2))
+        self.block2 = nn.Sequential(_conv_bn(w, 2 * w), _conv_bn(2 * w, 2 * w), nn.MaxPool2d(2))
+        self.block3 = nn.Sequential(_conv_bn(2 * w, 4 * w), _conv_bn(4 * w, 4 * w))
+        self.block4 = nn.Sequential(nn.MaxPool2d(2), _conv_bn(4 * w, 8 * w))
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(8 * w, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features, N x 8*width."""
+        x = (x - 0.5) / 0.25
+        return self.pool(self.block4(self.block3(self.block2(self.block1(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+class ResNet18(nn.Module):
+    """torchvision ResNet-18 with a one-channel stem, trained from scratch."""
+
+    cam_layer = "net.layer3"
+
+    def __init__(self, num_classes: int, width: int = 64, dropout: float = 0.0):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        if width != 64:
+            raise ValueError("resnet18 has a fixed width of 64")
+        self.net = resnet18(num_classes=num_classes)
+        self.net.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)
+        self.head = self.net.fc
+        self.net.fc = nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features, N x 512."""
+        return self.net((x - 0.5) / 0.25)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+def build_model(architecture: str, num_classes: int, width: int = 16, dropout: float = 0.2) -> nn.Module:
+    """Build an untrained model by name (see ARCHITECTURES)."""
+    if architecture == "compact-cnn":
+        return CompactCNN(num_classes, width, dropout)
+    if architecture == "resnet18":
+        return ResNet18(num_classes, 64, dropout)
+    raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

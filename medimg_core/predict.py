@@ -1,0 +1,122 @@
+"""The classifier object the app, the CLI and the tests share: predict and explain images."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import default_model_path, load_checkpoint, read_card
+from .imaging import to_model_input
+from .ood import MahalanobisOOD
+from .tasks import TaskSpec
+
+
+@dataclass
+class Prediction:
+    """One image's result: calibrated probabilities and the out-of-distribution flag."""
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    in_distribution: bool
+    ood_score: float
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+
+class Classifier:
+    """A trained model with its task, calibration and out-of-distribution statistics.
+
+    `predict` is safe to call from several threads at once (no state changes); `explain`
+    builds its Grad-CAM hooks per call on a private copy of the model.
+    """
+
+    def __init__(self, model: torch.nn.Module, spec: TaskSpec, temperature: float, ood: MahalanobisOOD,
+                 card: dict | None = None, path: Path | None = None, operating_threshold: float | None = None):
+        self.model = model.eval()
+        self.spec = spec
+        self.temperature = float(temperature)
+        self.ood = ood
+        self.card = card or {}
+        self.path = path
+        self.operating_threshold = operating_threshold
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.spec.classes
+
+    def input_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
+        """[0, 1] images of any size -> N x 1 x S x S model input (letterboxed)."""
+        size = self.spec.image_size
+        return torch.from_numpy(np.stack([to_model_input(im, size) for im in images]))[:, None]
+
+    @torch.inference_mode()
+    def infer(self, x: torch.Tensor, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Model input (N x 1 x S x S floats, or uint8 N x S x S) -> (probabilities, OOD scores, features)."""
+        if x.dtype == torch.uint8:
+            x = x.float().div(255)[:, None] if x.ndim == 3 else x.float().div(255)
+        probs, scores, feats = [], [], []
+        for start in range(0, len(x), batch_size):
+            f = self.model.features(x[start : start + batch_size])
+            logits = self.model.head(f)
+            probs.append(torch.softmax(logits / self.temperature, 1).numpy())
+            scores.append(self.ood.score(f))
+            feats.append(f.numpy())
+        return np.concatenate(probs), np.concatenate(scores), np.concatenate(feats)
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
+        """Predict several read_image outputs at once."""
+        probs, scores, _ = self.infer(self.input_tensor(images))
+        return [self._prediction(p, s) for p, s in zip(probs, scores)]
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Predict one image as returned by read_image (HxW float32 in [0, 1])."""
+        return self.predict_batch([image])[0]
+
+    def label_indices(self, probs: np.ndarray) -> np.ndarray:
+        """Predicted class per row: argmax, or the operating threshold on the positive class."""
+        if self.operating_threshold is not None and self.spec.positive_class:
+            pos = self.classes.index(self.spec.positive_class)
+            return np.where(probs[:, pos] >= self.operating_threshold, pos, 1 - pos)
+        return probs.argmax(1)
+
+    def _prediction(self, probs: np.ndarray, score: float) -> Prediction:
+        idx = int(self.label_indices(probs[None])[0])
+        return Prediction(
+            label=self.classes[idx],
+            confidence=float(probs[idx]),
+            probabilities={c: float(p) for c, p in zip(self.classes, probs)},
+            in_distribution=bool(score <= self.ood.threshold),
+            ood_score=float(score),
+        )
+
+    def explain(self, image: np.ndarray, method: str = "Grad-CAM", target: str | None = None) -> np.ndarray:
+        """Heatmap (S x S float32 in [0, 1]) of where the model looked for `target` (default: predicted)."""
+        from .explain import compute_cam
+
+        x = self.input_tensor([image])
+        target_idx = self.classes.index(target) if target is not None else None
+        return compute_cam(self.model, self.model.cam_layer, x, method, target_idx)
+
+
+def model_path(task: str) -> Path:
+    """The shipped checkpoint of a task."""
+    return default_model_path(task)
+
+
+def load_classifier(task: str | None = None, path: str | Path | None = None) -> Classifier:
+    """Load a task's shipped classifier, or any checkpoint given by path."""
+    if path is None:
+        if task is None:
+            raise ValueError("give a task name or a checkpoint path")
+        path = default_model_path(task)
+    path = Path(path)
+    model, spec, state = load_checkpoint(path)
+    if task is not None and spec.name != task:
+        raise ValueError(f"{path} is a model for task {spec.name!r}, not {task!r}.")
+    return Classifier(model, spec, state["temperature"], MahalanobisOOD.from_dict(state["ood"]),
+                      read_card(path), path, state.get("operating_threshold"))

@@ -1,0 +1,213 @@
+"""Training: split, fit with augmentation, select on validation, calibrate, fit the OOD score.
+
+`train(cfg)` is what `python -m medimg_core train` runs; it returns the Classifier and a
+model card (a dict) and writes both when given an output path.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_curve
+from tqdm.auto import tqdm
+
+from .augment import AugmentConfig, augment_batch
+from .baseline import pca_logistic_baseline
+from .calibration import fit_temperature
+from .checkpoint import save_checkpoint, write_card
+from .data import Dataset, duplicate_groups, load_dataset, split_train_val
+from .evaluation import compute_metrics, expected_calibration_error
+from .models import build_model, count_parameters
+from .ood import MahalanobisOOD
+from .predict import Classifier
+from .tasks import TaskSpec, get_task
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in the model card)."""
+
+    task: str
+    architecture: str = "compact-cnn"
+    width: int = 16
+    dropout: float = 0.2
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    augment: bool = True
+    balance: bool = False  # weight the loss by inverse class frequency
+    val_fraction: float = 0.1
+    max_per_class: int | None = None  # a small subset, for quick runs and tests
+    seed: int = 0
+    ood_quantile: float = 0.995
+    baseline: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def limit_per_class(ds: Dataset, max_per_class: int | None, seed: int) -> Dataset:
+    """At most max_per_class random images of each class (the whole set when None)."""
+    if not max_per_class:
+        return ds
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(ds.labels == c))[:max_per_class] for c in range(len(ds.classes))]
+    return ds.subset(np.sort(np.concatenate(keep)))
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """N x S x S uint8 -> N x 1 x S x S float in [0, 1]."""
+    return torch.from_numpy(images).float().div_(255)[:, None]
+
+
+def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, aug: AugmentConfig, gen, weights, bar) -> float:
+    """One pass over the training set; returns the mean loss."""
+    model.train()
+    order = torch.randperm(len(y), generator=gen)
+    total = 0.0
+    for start in range(0, len(order), cfg.batch_size):
+        idx = order[start : start + cfg.batch_size]
+        xb = to_tensor(x[idx.numpy()])
+        if cfg.augment:
+            xb = augment_batch(xb, aug, gen)
+        loss = F.cross_entropy(model(xb), y[idx], weight=weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total += loss.item() * len(idx)
+        bar.update(len(idx))
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    return total / len(y)
+
+
+@torch.inference_mode()
+def logits_and_features(model, images: np.ndarray, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw logits and penultimate features of uint8 images, in eval mode."""
+    model.eval()
+    logits, feats = [], []
+    for start in range(0, len(images), batch_size):
+        f = model.features(to_tensor(images[start : start + batch_size]))
+        feats.append(f)
+        logits.append(model.head(f))
+    return torch.cat(logits), torch.cat(feats)
+
+
+def choose_threshold(pos_probs: np.ndarray, is_pos: np.ndarray) -> float:
+    """Operating threshold on the positive-class probability maximising Youden's J on validation."""
+    fpr, tpr, thresholds = roc_curve(is_pos, pos_probs)
+    best = int(np.argmax(tpr - fpr))
+    return float(min(1.0, thresholds[best]))
+
+
+def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | None = None,
+          command: str = "", progress: bool = True) -> tuple[Classifier, dict]:
+    """Train, calibrate and card a model for cfg.task; writes <out> and its card when out is given."""
+    spec = get_task(cfg.task)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    ds = limit_per_class(load_dataset(spec, data_path), cfg.max_per_class, cfg.seed)
+    train_idx, val_idx = split_train_val(ds, cfg.val_fraction, cfg.seed)
+    tx, ty = ds.images[train_idx], torch.from_numpy(ds.labels[train_idx])
+    vx, vy = ds.images[val_idx], ds.labels[val_idx]
+    model_args = {"architecture": cfg.architecture, "width": cfg.width, "dropout": cfg.dropout}
+    model = build_model(num_classes=spec.num_classes, **model_args)
+    counts = np.bincount(ds.labels[train_idx], minlength=spec.num_classes)
+    weights = torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32) if cfg.balance else None
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * -(-len(ty) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
+    aug = AugmentConfig(hflip=spec.hflip)
+
+    history, best, started = [], None, time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        with tqdm(total=len(ty), desc=f"epoch {epoch}/{cfg.epochs}", unit="img", disable=not progress, leave=False) as bar:
+            train_loss = train_one_epoch(model, opt, sched, tx, ty, cfg, aug, gen, weights, bar)
+        logits, _ = logits_and_features(model, vx)
+        val_loss = float(F.cross_entropy(logits, torch.from_numpy(vy)))
+        val_acc = float((logits.argmax(1).numpy() == vy).mean())
+        history.append({"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(val_loss, 5),
+                        "val_accuracy": round(val_acc, 5), "seconds": round(time.perf_counter() - t0, 1)})
+        if progress:
+            print(f"epoch {epoch}: train loss {train_loss:.4f}  val loss {val_loss:.4f}  val acc {val_acc:.4%}", flush=True)
+        if best is None or (val_acc, -val_loss) > (best[0], -best[1]):
+            best = (val_acc, val_loss, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+    train_seconds = time.perf_counter() - started
+    model.load_state_dict(best[3])
+    model.eval()
+
+    val_logits, val_feats = logits_and_features(model, vx)
+    temperature = fit_temperature(val_logits, torch.from_numpy(vy))
+    _, train_feats = logits_and_features(model, tx)
+    ood = MahalanobisOOD.fit(train_feats.numpy(), ty.numpy())
+    val_scores = ood.score(val_feats)
+    ood.set_threshold(val_scores, cfg.ood_quantile)
+    val_probs = torch.softmax(val_logits / temperature, 1).numpy()
+    threshold = None
+    if spec.positive_class:
+        pos = spec.classes.index(spec.positive_class)
+        threshold = choose_threshold(val_probs[:, pos], vy == pos)
+
+    clf = Classifier(model, spec, temperature, ood, operating_threshold=threshold)
+    metrics = compute_metrics(val_probs, vy, spec.classes, clf.label_indices(val_probs))
+    card = build_card(cfg, spec, ds, train_idx, val_idx, model, model_args, history, best[2], train_seconds,
+                      metrics, temperature, torch.softmax(val_logits, 1).numpy(), vy, ood, val_scores, command, threshold)
+    if cfg.baseline:
+        card["baseline"] = pca_logistic_baseline(tx, ty.numpy(), vx, vy, spec.classes, seed=cfg.seed)
+    clf.card = card
+    if out is not None:
+        extras = {"temperature": temperature, "ood": ood.to_dict(), "operating_threshold": threshold}
+        save_checkpoint(Path(out), model, spec, model_args, extras)
+        write_card(Path(out), card)
+        clf.path = Path(out)
+    return clf, card
+
+
+def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, model_args, history, best_epoch,
+               train_seconds, metrics, temperature, raw_val_probs, vy, ood, val_scores, command, threshold) -> dict:
+    """The model card: what a reader needs to trust (or distrust) the model."""
+    n_params = count_parameters(model)
+    groups = duplicate_groups(ds.images)
+    card = {
+        "task": spec.name,
+        "title": spec.title,
+        "classes": list(spec.classes),
+        "input": {
+            "size": [spec.image_size, spec.image_size], "channels": 1,
+            "preprocessing": "read_image -> grayscale [0,1] (8-bit /255; 16-bit, float and DICOM windowed) -> "
+                             f"letterbox onto a black {spec.image_size}x{spec.image_size} square (Lanczos) -> model normalises (x-0.5)/0.25",
+        },
+        "model": {**model_args, "parameters": n_params, "size_mb": round(n_params * 4 / 2**20, 2),
+                  "cam_layer": model.cam_layer},
+        "training": {
+            "config": asdict(cfg), "command": command, "best_epoch": best_epoch,
+            "seconds": round(train_seconds, 1), "history": history,
+            "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+                        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        },
+        "data": {
+            "source": spec.source.filename, "fingerprint": ds.fingerprint, "images": len(ds),
+            "train": int(len(train_idx)), "validation": int(len(val_idx)),
+            "duplicate_images": int(len(groups) - len(np.unique(groups))),
+            "split": "official train/val split" if {"train", "val"} <= set(ds.split.tolist())
+                     else f"stratified {1 - cfg.val_fraction:.0%}/{cfg.val_fraction:.0%}, exact duplicates kept on one side (seed {cfg.seed})",
+        },
+        "validation": metrics,
+        "calibration": {"method": "temperature scaling on validation", "temperature": round(temperature, 4),
+                        "ece_before": round(expected_calibration_error(raw_val_probs, vy), 5),
+                        "ece_after": round(metrics["ece"], 5)},
+        "ood": {"method": "Mahalanobis distance on penultimate features (shared covariance)",
+                "threshold": round(ood.threshold, 4), "quantile": cfg.ood_quantile,
+                "validation_flag_rate": round(float((val_scores > ood.threshold).mean()), 5)},
+    }
+    if threshold is not None:
+        card["operating_threshold"] = {"class": spec.positive_class, "threshold": round(threshold, 5),
+                                       "chosen_by": "Youden's J on the validation split"}
+    return card
