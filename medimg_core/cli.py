@@ -1,4 +1,4 @@
-"""Command line: download, train, evaluate, predict, info.
+"""Command line: download, train, evaluate, predict, embed, info.
 
 Every command prints a clear one-line error (never a traceback) and exits non-zero when the
 run itself fails; `predict` reports unreadable files per file and still exits 0.
@@ -41,6 +41,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-per-class", type=int, help="train on at most this many images per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-baseline", dest="baseline", action="store_false")
+    p.add_argument("--init", help="fine-tune: start from this checkpoint's weights (e.g. assets/models/modality.pt), "
+                                  "or 'imagenet' for resnet18 when torchvision's weights are cached locally")
+
+    p = sub.add_parser("calibrate", help="refit temperature and OOD statistics of a trained model on its own split")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", help="the dataset it was trained on (default: the downloaded archive)")
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model); rewritten in place")
 
     p = sub.add_parser("evaluate", help="metrics of a model on a labelled dataset")
     p.add_argument("--task", required=True, choices=list(TASKS))
@@ -55,13 +62,25 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="one JSON line per file")
 
+    p = sub.add_parser("embed", help="run a model over a whole dataset and map its features to 2-D (cached on disk)")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", help="dataset path (default: the downloaded archive)")
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
+    p.add_argument("--methods", nargs="+", choices=["pca", "tsne"], default=["pca", "tsne"], help="projections (default: both)")
+    p.add_argument("--max-per-class", type=int, help="embed at most this many random images per class")
+    p.add_argument("--jobs", type=int, default=2, help="t-SNE threads")
+    p.add_argument("--recompute", action="store_true", help="ignore the disk cache")
+    p.add_argument("--out", type=Path, help="also write the shippable file (numbers only), e.g. assets/embeddings/<task>.npz")
+
     sub.add_parser("info", help="list the tasks, their data and shipped models")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = get_args_parser().parse_args(argv)
+    args.argv = argv
     from .data import DataError
 
     try:
@@ -99,13 +118,24 @@ def cmd_train(args) -> int:
                       dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       weight_decay=args.weight_decay, augment=args.augment, balance=args.balance,
                       val_fraction=args.val_fraction, max_per_class=args.max_per_class, seed=args.seed,
-                      baseline=args.baseline)
+                      baseline=args.baseline, init=args.init)
     out = args.out or default_model_path(args.task)
-    command = "python -m medimg_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "python -m medimg_core " + " ".join(shlex.quote(a) for a in args.argv)
     _, card = train(cfg, args.data, out, command=command)
     v = card["validation"]
     print(f"wrote {out} and {out.with_suffix('.json')}: validation accuracy {v['accuracy']:.4%}, "
           f"macro-F1 {v['macro_f1']:.4f}, ECE {v['ece']:.4f} (n={v['n']}), {card['training']['seconds']:.0f} s")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .checkpoint import default_model_path
+    from .training import recalibrate
+
+    path = args.model or default_model_path(args.task)
+    card = recalibrate(path, args.data, command="python -m medimg_core " + " ".join(shlex.quote(a) for a in args.argv))
+    print(f"recalibrated {path}: temperature {card['calibration']['temperature']}, "
+          f"OOD threshold {card['ood']['threshold']}, validation ECE {card['validation']['ece']:.4f}")
     return 0
 
 
@@ -167,5 +197,37 @@ def cmd_info(args) -> int:
     return 0
 
 
-COMMANDS = {"download": cmd_download, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "info": cmd_info}
+def cmd_embed(args) -> int:
+    import time
+
+    from tqdm.auto import tqdm
+
+    from .data import load_dataset
+    from .embed import embedding_for, save_embedding
+    from .predict import load_classifier
+    from .training import limit_per_class
+
+    clf = load_classifier(args.task, args.model)
+    started = time.perf_counter()
+    ds = limit_per_class(load_dataset(clf.spec, args.data), args.max_per_class, 0)
+    with tqdm(total=1000, desc="embed", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}") as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.n = round(fraction * 1000)
+            bar.set_postfix_str(message, refresh=True)
+
+        emb = embedding_for(clf, ds, args.methods, progress=progress, use_cache=not args.recompute, n_jobs=args.jobs)
+    took = time.perf_counter() - started
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in emb.meta.get("seconds", {}).items())
+    how = "read from the disk cache" if emb.origin == "cache" else "computed and cached"
+    when = "when computed: " if emb.origin == "cache" else ""
+    print(f"{clf.spec.name}: {len(emb):,} images, {', '.join(emb.coords)} {how} in {took:.1f} s ({when}{stages}); "
+          f"accuracy on all of them {float((~emb.wrong).mean()):.4%}, {int(emb.wrong.sum())} misclassified, "
+          f"{int(emb.ood.sum())} flagged out-of-distribution")
+    if args.out:
+        out = save_embedding(emb, args.out)
+        print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
+COMMANDS = {"download": cmd_download, "train": cmd_train, "calibrate": cmd_calibrate, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "embed": cmd_embed, "info": cmd_info}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import tarfile
 import urllib.error
 import urllib.request
@@ -54,10 +53,9 @@ class Dataset:
     def subset(self, index: np.ndarray) -> "Dataset":
         """The images at `index`, as a new Dataset."""
         index = np.asarray(index)
-        return Dataset(
-            self.images[index], self.labels[index], [self.files[i] for i in index],
-            self.split[index], self.classes, f"{self.fingerprint}[{len(index)}]",
-        )
+        images, labels = self.images[index], self.labels[index]
+        return Dataset(images, labels, [self.files[i] for i in index], self.split[index], self.classes,
+                       fingerprint(images, labels))
 
 
 def data_dir() -> Path:

@@ -49,7 +49,11 @@ def read_image(source: ImageSource) -> np.ndarray:
         return _decode_pillow(data)
     except ImageReadError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageReadError(
+            f"The image is larger than the {MAX_PIXELS / 1e6:.0f} megapixel limit; scale it down before uploading."
+        ) from err
+    except UnidentifiedImageError as err:
         raise ImageReadError(f"This file is not an image we can read ({SUPPORTED}).") from err
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as err:
         raise ImageReadError(f"The image file is damaged or truncated and cannot be decoded ({err}).") from err

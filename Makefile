@@ -1,0 +1,30 @@
+# medimg: `make app` sets up and starts the studio; `make test` sets up and runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+export MEDIMG_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: setup setup-dev browser app test
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+setup-dev: $(VENV)/.installed-dev browser
+
+# Debian's Chromium for the end-to-end tests (Playwright drives /usr/bin/chromium; no browser download).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+app: setup
+	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
+
+test: setup-dev
+	$(PY) -m pytest

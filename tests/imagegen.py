@@ -1,0 +1,75 @@
+"""Tiny images generated in code, for tests (no files taken from the datasets)."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None, **save) -> bytes:
+    """Encode an array as PNG in memory."""
+    buf = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buf, format="PNG", **save)
+    return buf.getvalue()
+
+
+def encode(image: Image.Image, fmt: str, **save) -> bytes:
+    """Encode a Pillow image in memory."""
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+def gradient(h: int = 48, w: int = 64) -> np.ndarray:
+    """A left-to-right uint8 ramp, so orientation and scaling are checkable."""
+    return np.tile(np.linspace(0, 255, w).astype(np.uint8), (h, 1))
+
+
+def make_class_folders(root: Path, classes: tuple[str, ...], per_class: int = 4, size: int = 64) -> Path:
+    """Write <root>/<class>/<i>.png with a distinct simple pattern per class."""
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = np.zeros((size, size), np.uint8)
+            img[:, c * size // len(classes): (c + 1) * size // len(classes)] = 200
+            img = np.clip(img + rng.integers(0, 30, img.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / name / f"{i}.png")
+    return root
+
+
+def dicom_bytes(pixels: np.ndarray, photometric: str = "MONOCHROME2", slope: float = 1.0, intercept: float = 0.0,
+                window: tuple[float, float] | None = None, frames: int = 1, with_pixels: bool = True,
+                transfer_syntax: str | None = None, encapsulated: list[bytes] | None = None) -> bytes:
+    """A minimal valid DICOM file in memory (uint16/int16 pixels, optional multi-frame)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = transfer_syntax or ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CT"
+    ds.Rows, ds.Columns = pixels.shape[-2:]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = (8, 8, 7) if pixels.dtype == np.uint8 else (16, 16, 15)
+    ds.PixelRepresentation = 1 if pixels.dtype == np.int16 else 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    if window:
+        ds.WindowCenter, ds.WindowWidth = window
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    if encapsulated is not None:
+        ds.PixelData = encapsulate(encapsulated)
+    elif with_pixels:
+        ds.PixelData = pixels.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()

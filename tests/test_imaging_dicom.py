@@ -1,0 +1,74 @@
+"""read_image on DICOM: rescale, windowing, MONOCHROME1, signed data, frames, codecs, errors."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medimg_core.imaging import ImageReadError, read_image
+from tests.imagegen import dicom_bytes, gradient
+
+
+def ramp16(h: int = 16, w: int = 32) -> np.ndarray:
+    return np.tile(np.linspace(0, 4000, w).astype(np.uint16), (h, 1))
+
+
+def test_dicom_is_sniffed_and_decoded():
+    img = read_image(dicom_bytes(ramp16()))
+    assert img.shape == (16, 32) and img[0, 0] == 0.0 and img[0, -1] == 1.0
+
+
+def test_monochrome1_is_inverted():
+    img = read_image(dicom_bytes(ramp16(), photometric="MONOCHROME1"))
+    assert img[0, 0] == 1.0 and img[0, -1] == 0.0
+
+
+def test_rescale_and_stored_window_are_applied():
+    # stored 0..4000 -> HU -1000..3000; a soft-tissue window 40/400 saturates bone and air
+    img = read_image(dicom_bytes(ramp16(), slope=1.0, intercept=-1000.0, window=(40.0, 400.0)))
+    hu = np.linspace(0, 4000, 32) - 1000
+    inside = (hu > -160) & (hu < 240)
+    assert img[0, hu < -160].max() == 0.0 and img[0, hu > 240].min() == 1.0
+    assert 0.0 < img[0, inside].mean() < 1.0
+
+
+def test_signed_16_bit_pixels():
+    pixels = np.tile(np.linspace(-1024, 2000, 32).astype(np.int16), (8, 1))
+    img = read_image(dicom_bytes(pixels))
+    assert img[0, 0] == 0.0 and img[0, -1] == 1.0
+
+
+def test_multi_frame_takes_the_middle_frame():
+    frames = np.stack([np.full((8, 8), v, np.uint16) for v in (0, 0, 1000, 0, 0)])
+    frames[2, 0, 0] = 0  # give the middle frame some contrast
+    img = read_image(dicom_bytes(frames, frames=5))
+    assert img.mean() > 0.9
+
+
+def test_jpeg_compressed_dicom_is_decoded():
+    jpeg = io.BytesIO()
+    Image.fromarray(gradient(16, 32)).save(jpeg, format="JPEG", quality=95)
+    data = dicom_bytes(np.zeros((16, 32), np.uint8), transfer_syntax="1.2.840.10008.1.2.4.50",
+                       encapsulated=[jpeg.getvalue()])
+    img = read_image(data)
+    assert img.shape == (16, 32) and img[:, -4:].mean() > img[:, :4].mean() + 0.5
+
+
+def test_unsupported_codec_is_named():
+    data = dicom_bytes(np.zeros((16, 32), np.uint8), transfer_syntax="1.2.840.10008.1.2.4.100",
+                       encapsulated=[b"\0" * 64])
+    with pytest.raises(ImageReadError, match="MPEG2"):
+        read_image(data)
+
+
+def test_dicom_without_pixel_data_is_explained():
+    with pytest.raises(ImageReadError, match="no pixel data"):
+        read_image(dicom_bytes(ramp16(), with_pixels=False))
+
+
+def test_truncated_dicom_pixel_data_is_reported():
+    data = dicom_bytes(ramp16(64, 64))
+    with pytest.raises(ImageReadError, match="DICOM"):
+        read_image(data[:-2000])

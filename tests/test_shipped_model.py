@@ -1,0 +1,44 @@
+"""The shipped modality model: accuracy on a fixed real sample, its card, and its OOD flag."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medimg_core import get_task
+from medimg_core.checkpoint import ASSETS_DIR
+from medimg_core.data import load_dataset, stratified_sample
+from medimg_core.evaluation import compute_metrics
+from medimg_core.predict import load_classifier
+
+SHIPPED = ASSETS_DIR / "modality.pt"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    if not SHIPPED.is_file():
+        pytest.fail(f"the shipped model {SHIPPED} is missing")
+    return load_classifier("modality", SHIPPED)
+
+
+def test_shipped_model_is_at_least_99_percent_on_600_fixed_real_images(shipped, mednist):
+    ds = load_dataset(get_task("modality"), mednist)
+    idx = stratified_sample(ds.labels, 600, seed=0)
+    probs, _, _ = shipped.infer(torch.from_numpy(ds.images[idx]))
+    metrics = compute_metrics(probs, ds.labels[idx], shipped.classes)
+    assert metrics["n"] == 600
+    assert metrics["accuracy"] >= 0.99, metrics["confusion_matrix"]
+
+
+def test_shipped_card_documents_the_model(shipped):
+    card = shipped.card
+    assert card["classes"] == list(get_task("modality").classes)
+    for key in ("input", "model", "training", "data", "validation", "calibration", "ood", "baseline"):
+        assert key in card
+    assert card["training"]["command"].startswith("python -m medimg_core train --task modality")
+    assert card["model"]["size_mb"] < 5
+
+
+def test_noise_is_flagged_as_out_of_distribution(shipped):
+    noise = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    assert not shipped.predict(noise).in_distribution
