@@ -22,7 +22,7 @@ from .baseline import pca_logistic_baseline
 from .calibration import fit_temperature
 from .checkpoint import save_checkpoint, write_card
 from .data import Dataset, duplicate_groups, load_dataset, split_train_val
-from .evaluation import compute_metrics, expected_calibration_error
+from .evaluation import auc_score, compute_metrics, expected_calibration_error
 from .models import build_model, count_parameters
 from .ood import MahalanobisOOD
 from .predict import Classifier
@@ -170,12 +170,17 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
         logits, _ = logits_and_features(model, vx)
         val_loss = float(F.cross_entropy(logits, torch.from_numpy(vy)))
         val_acc = float((logits.argmax(1).numpy() == vy).mean())
+        val_auc = auc_score(torch.softmax(logits, 1).numpy(), vy)
         history.append({"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(val_loss, 5),
-                        "val_accuracy": round(val_acc, 5), "seconds": round(time.perf_counter() - t0, 1)})
+                        "val_accuracy": round(val_acc, 5), "val_auc": None if val_auc is None else round(val_auc, 5),
+                        "seconds": round(time.perf_counter() - t0, 1)})
         if progress:
-            print(f"epoch {epoch}: train loss {train_loss:.4f}  val loss {val_loss:.4f}  val acc {val_acc:.4%}", flush=True)
-        if best is None or (val_acc, -val_loss) > (best[0], -best[1]):
-            best = (val_acc, val_loss, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+            print(f"epoch {epoch}: train loss {train_loss:.4f}  val loss {val_loss:.4f}  val acc {val_acc:.4%}"
+                  + (f"  val AUC {val_auc:.4f}" if val_auc is not None else ""), flush=True)
+        # two-class tasks pick their decision threshold later, so select on AUC; others on accuracy
+        score = (val_auc or 0.0, -val_loss) if spec.positive_class else (val_acc, -val_loss)
+        if best is None or score > best[0]:
+            best = (score, val_loss, epoch, {k: v.clone() for k, v in model.state_dict().items()})
     train_seconds = time.perf_counter() - started
     model.load_state_dict(best[3])
     model.eval()

@@ -12,7 +12,6 @@ import torch
 from medimg_core.cli import main
 from medimg_core.predict import load_classifier
 from medimg_core.training import TrainConfig, train
-from tests.conftest import shared_file
 from tests.imagegen import make_class_folders, png_bytes
 
 
