@@ -82,6 +82,12 @@ def to_model_input(image: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def resize_square(image: np.ndarray, size: int, resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
+    """A square [0, 1] float image resized to size x size, for display (NEAREST shows the pixels)."""
+    out = Image.fromarray(image.astype(np.float32), mode="F").resize((size, size), resample)
+    return np.clip(np.asarray(out), 0.0, 1.0)
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Quantise a [0, 1] image to uint8 (for display and compact storage)."""
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)

@@ -1,0 +1,188 @@
+"""The app's caches: models once per process (cache_resource), derived data in cache_data."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from medimg_core import TASKS, get_task
+from medimg_core.checkpoint import default_model_path, read_card
+
+
+@st.cache_resource(show_spinner="Loading the model...")
+def classifier(task: str):
+    """The task's shipped Classifier, loaded once per process and shared by all sessions.
+
+    One heatmap is computed at load time, so the first visitor's Grad-CAM is as fast as the rest.
+    """
+    from medimg_core.predict import load_classifier
+
+    clf = load_classifier(task)
+    size = clf.spec.image_size
+    clf.explain(np.zeros((size, size), np.float32))
+    return clf
+
+
+def shipped_tasks() -> list[str]:
+    """Tasks that have a model file, in registry order (new tasks appear when they ship)."""
+    return [name for name in TASKS if default_model_path(name).is_file()]
+
+
+@st.cache_data(show_spinner=False)
+def model_card(task: str) -> dict:
+    """The shipped model card of a task ({} if none)."""
+    return read_card(default_model_path(task))
+
+
+def task_title(task: str) -> str:
+    """Human title of a task, for select boxes."""
+    return get_task(task).title
+
+
+EXAMPLES_PER_CLASS = 300  # example images kept in memory per class
+
+
+@st.cache_resource(show_spinner="Reading the example images (once; up to a minute the first time)...", max_entries=4)
+def example_pool(task: str, archive: str, stamp: int) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Per class: up to EXAMPLES_PER_CLASS validation-split images (N x S x S uint8) and their file names.
+
+    `archive` and `stamp` (its mtime) key the cache, so a fresh download is picked up.
+    """
+    from medimg_core.data import load_dataset, split_train_val
+
+    spec = get_task(task)
+    ds = load_dataset(spec, archive)
+    config = model_card(task).get("training", {}).get("config", {})
+    _, val = split_train_val(ds, config.get("val_fraction", 0.1), config.get("seed", 0))
+    rng = np.random.default_rng(0)
+    pool = {}
+    for i, name in enumerate(spec.classes):
+        ids = val[ds.labels[val] == i]
+        ids = np.sort(rng.permutation(ids)[:EXAMPLES_PER_CLASS])
+        pool[name] = (ds.images[ids].copy(), [ds.files[j] for j in ids])
+    return pool
+
+
+# --- Dataset explorer -------------------------------------------------------------------------
+
+
+def data_source(task: str, path: str | None = None) -> tuple[str, int] | None:
+    """(resolved dataset path, its mtime in ns) for cache keys; None when the task's data is not downloaded."""
+    from pathlib import Path
+
+    from medimg_core.data import dataset_path
+
+    p = Path(path).expanduser() if path else dataset_path(get_task(task))
+    if p is None or not p.exists():
+        return None
+    return str(p.resolve()), p.stat().st_mtime_ns
+
+
+@st.cache_resource(show_spinner="Reading the dataset (a few seconds; minutes the very first time)...", max_entries=2)
+def explorer_dataset(task: str, path: str, stamp: int):
+    """The whole preprocessed dataset (modality: 53,059 x 64 x 64 uint8, about 220 MB), shared by all sessions.
+
+    READ-ONLY: cache_resource hands every session the same arrays (cache_data would pickle
+    220 MB on every access), so never modify `images`, `labels` or `files` in place.
+    `stamp` (the file's mtime) keys the cache, so a fresh download is picked up.
+    """
+    from medimg_core.data import load_dataset
+
+    ds = load_dataset(get_task(task), path)
+    ds.images.setflags(write=False)
+    ds.labels.setflags(write=False)
+    return ds
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def model_fingerprint(task: str, stamp: int) -> str:
+    """Hash of the task's checkpoint bytes (`stamp`: the file's mtime, so a new model gets a new hash)."""
+    from medimg_core.embed import file_fingerprint
+
+    return file_fingerprint(default_model_path(task))
+
+
+@st.cache_resource(show_spinner="Loading the embedding map...", max_entries=4)
+def stored_embedding(task: str, model_fp: str, data_fp: str | None):
+    """The disk-cached or shipped embedding of a model (and dataset); read-only, shared by sessions.
+
+    Raises:
+        LookupError: none is stored yet (exceptions are not cached, so a later computation is found).
+    """
+    from medimg_core.embed import find_embedding
+
+    emb = find_embedding(task, model_fp, data_fp)
+    if emb is None:
+        raise LookupError(f"no stored embedding of model {model_fp} on data {data_fp}")
+    return emb
+
+
+@st.cache_data(show_spinner="Summarising the dataset...", max_entries=4)
+def dataset_summary(task: str, path: str, stamp: int, fingerprint: str) -> dict:
+    """Counts per class and split, pixel histograms, per-image mean intensity and per-class mean images."""
+    from medimg_core.explore import class_split_counts, mean_images, mean_intensity, model_split, pixel_histograms
+
+    ds = explorer_dataset(task, path, stamp)
+    edges, hist = pixel_histograms(ds.images, ds.labels, len(ds.classes))
+    return {
+        "counts": class_split_counts(ds.labels, model_split(ds, model_card(task)), ds.classes),
+        "edges": edges, "pixel_hist": hist, "mean_intensity": mean_intensity(ds.images),
+        "mean_images": mean_images(ds.images, ds.labels, len(ds.classes)),
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def embedding_figure(task: str, model_fp: str, data_fp: str | None, method: str, colour_by: str, ring: bool):
+    """The map's plotly figure as a dict, built once per choice (53k points take a second to build)."""
+    from .explorer_widgets import embedding_figure as build
+
+    return build(stored_embedding(task, model_fp, data_fp), method, colour_by, ring).to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def embedding_rows(task: str, model_fp: str, emb_data_fp: str | None, path: str, stamp: int):
+    """Dataset row of each embedding point (-1 where the dataset lacks the file), N int64."""
+    from medimg_core.embed import align
+
+    emb = stored_embedding(task, model_fp, emb_data_fp)
+    return align(emb.files, explorer_dataset(task, path, stamp).files)
+
+
+# --- Background page, presentation and slide deck ----------------------------------------------
+
+
+def model_stamp(task: str) -> int:
+    """mtime (ns) of a task's model file, so caches of derived figures follow a new model."""
+    return default_model_path(task).stat().st_mtime_ns
+
+
+@st.cache_data(show_spinner="Picking a typical example of each class (a few seconds, once)...", max_entries=4)
+def class_examples(task: str, archive: str, stamp: int, model: int) -> list:
+    """Per class: mean image, typical validation example, its prediction and Grad-CAM (medimg_core.deck.ClassExample).
+
+    `archive`/`stamp` (the dataset and its mtime) and `model` (model_stamp) key the cache.
+    """
+    from medimg_core.deck import class_examples as build
+
+    return build(classifier(task), example_pool(task, archive, stamp))
+
+
+@st.cache_data(show_spinner="Counting the images per class...", max_entries=4)
+def split_counts(task: str, archive: str, stamp: int):
+    """Images per class and split (long table: class, split, images), with the shipped model's split."""
+    from medimg_core.data import load_dataset
+    from medimg_core.explore import class_split_counts, model_split
+
+    ds = load_dataset(get_task(task), archive)
+    return class_split_counts(ds.labels, model_split(ds, model_card(task)), ds.classes)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def slide_deck(task: str, model: int, archive: str | None, stamp: int | None) -> bytes:
+    """The presentation as PPTX bytes: numbers from the model cards, figures from the dataset when it is there."""
+    from medimg_core.deck import build_pptx, build_slides, counts_by_class
+
+    examples, counts = ([], None) if archive is None else (
+        class_examples(task, archive, stamp, model), counts_by_class(split_counts(task, archive, stamp)))
+    others = {t: model_card(t) for t in shipped_tasks() if t != task}
+    return build_pptx(build_slides(model_card(task), get_task(task), examples, counts, others or None,
+                                   [spec for name, spec in TASKS.items() if name not in shipped_tasks()]))

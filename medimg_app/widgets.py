@@ -1,0 +1,339 @@
+"""Drawing helpers of the prediction page: result card, probability chart, Grad-CAM panel, results table, examples.
+
+Uploaded bytes are decoded in memory only (never written to disk or logged); heatmaps are
+computed on demand for the one image whose detail is shown.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from medimg_core import ImageReadError, read_image, to_model_input
+from medimg_core.data import DataError, dataset_path, download
+from medimg_core.explain import CAM_METHODS, GRADIENT_FREE, overlay
+from medimg_core.imaging import SUPPORTED, resize_square, to_uint8
+from medimg_core.predict import Classifier, Prediction
+from medimg_core.tasks import TaskSpec
+
+from .cache import example_pool
+
+LOW_CONFIDENCE = 0.6  # below this calibrated confidence the page warns instead of naming a label
+DISPLAY = 256  # side in pixels of the model view, the overlay and the downloaded PNG
+MAX_ORIGINAL = 1024  # larger originals are shrunk for display only
+PREDICTED = "predicted"  # target-class option meaning "the predicted class"
+UNKNOWN_TEXT = "This does not look like any of the scan types this model knows."
+HEATMAP_CAPTION = (
+    "**What the heatmap shows:** the parts of the image that most raised the model's score for the chosen "
+    "class (red = strong, blue = weak), measured on a coarser grid inside the network and smoothed up to the "
+    "image size. **What it does not prove:** that the model is right, that it uses medically meaningful "
+    "features, or that anything abnormal is there. It shows where the evidence came from, not why; different "
+    "methods can disagree."
+)
+UPLOAD_LABEL = f"Drop one or several scans here ({SUPPORTED})"
+
+
+@dataclass
+class Item:
+    """One image on the page (an upload or an example) with its prediction or its read error."""
+
+    name: str
+    image: np.ndarray | None = None
+    prediction: Prediction | None = None
+    error: str | None = None
+    truth: str | None = None
+
+
+def read_uploads(files: list) -> list[Item]:
+    """Decode uploaded files in memory; an unreadable file becomes an Item with a plain-words error."""
+    items = []
+    for f in files or []:
+        try:
+            items.append(Item(f.name, image=read_image(f.getvalue())))
+        except ImageReadError as err:
+            items.append(Item(f.name, error=str(err)))
+        except Exception as err:  # noqa: BLE001 - never a stack trace on the page
+            items.append(Item(f.name, error=f"This file could not be read ({type(err).__name__})."))
+    return items
+
+
+def predict_items(clf: Classifier, items: list[Item]) -> list[Item]:
+    """Fill in the predictions of the readable items, in one batch."""
+    ok = [it for it in items if it.image is not None]
+    if ok:
+        for it, pred in zip(ok, clf.predict_batch([it.image for it in ok])):
+            it.prediction = pred
+    return items
+
+
+def flag(pred: Prediction) -> str:
+    """Why a prediction must not be shown as a confident label ('' when it can)."""
+    if not pred.in_distribution:
+        return "unfamiliar image"
+    if pred.confidence < LOW_CONFIDENCE:
+        return "low confidence"
+    return ""
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG of a uint8 grayscale or RGB array, in memory."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def upscale(image: np.ndarray, size: int = DISPLAY, resample=Image.Resampling.BICUBIC) -> np.ndarray:
+    """Resize a square [0, 1] float image to size x size (display only)."""
+    return resize_square(image, size, resample)
+
+
+def display_copy(image: np.ndarray, max_side: int = MAX_ORIGINAL) -> np.ndarray:
+    """The image shrunk to at most max_side pixels (display only; the model reads the full image)."""
+    h, w = image.shape
+    if max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    small = Image.fromarray(image.astype(np.float32), mode="F").resize(
+        (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.clip(np.asarray(small), 0.0, 1.0)
+
+
+def thumbnail_uri(image: np.ndarray, size: int = 64) -> str:
+    """A small PNG data URI of an image, for the results table."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(to_uint8(to_model_input(image, size)))).decode()
+
+
+def result_card(item: Item) -> None:
+    """The large result: label and calibrated confidence, or the 'unknown' warning."""
+    pred = item.prediction
+    with st.container(border=True):
+        reason = flag(pred)
+        if reason:
+            st.markdown("## Unknown scan type")
+            why = ("it is unlike the images the model was trained on" if reason == "unfamiliar image"
+                   else f"the model is only {pred.confidence:.0%} sure (the page needs {LOW_CONFIDENCE:.0%})")
+            st.warning(f"**{UNKNOWN_TEXT}** The closest match is {pred.label} ({pred.confidence:.0%}), "
+                       f"but {why}, so treat it as unknown.", icon=":material/warning:")
+        else:
+            st.markdown(f"## {pred.label}")
+            shown = "over 99.9%" if pred.confidence > 0.999 else f"{pred.confidence:.1%}"
+            st.progress(pred.confidence, text=f"{shown} confident (calibrated)")
+        if item.truth:
+            mark = "matches" if item.truth == pred.label else "does not match"
+            st.caption(f"This example comes from the **{item.truth}** folder of the dataset ({mark} the prediction).")
+
+
+def probability_chart(pred: Prediction, key: str = "prob_chart") -> None:
+    """Plotly bar chart of every class's calibrated probability, predicted class highlighted."""
+    names, probs = list(pred.probabilities), list(pred.probabilities.values())
+    colours = ["#e4572e" if n == pred.label else "#9aa5b1" for n in names]
+    fig = go.Figure(go.Bar(x=probs, y=names, orientation="h", marker_color=colours,
+                           text=[f"{p:.1%}" for p in probs], textposition="outside",
+                           hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+    fig.update_layout(title="Probability of each class", height=70 + 38 * len(names),
+                      margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
+                      xaxis=dict(range=[0, 1.18], tickformat=".0%"), yaxis=dict(autorange="reversed"))
+    st.plotly_chart(fig, key=key, config={"displayModeBar": False})
+
+
+def heatmap_figure(heat: np.ndarray) -> go.Figure:
+    """The raw heatmap (model-input resolution) as a plotly image with a colour bar."""
+    fig = go.Figure(go.Heatmap(z=heat, colorscale="Jet", zmin=0, zmax=1, colorbar=dict(thickness=12),
+                               hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>"))
+    fig.update_layout(height=300, margin=dict(l=0, r=0, t=0, b=0),
+                      xaxis=dict(visible=False, constrain="domain"),
+                      yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
+    return fig
+
+
+def cam_controls(classes: tuple[str, ...], predicted: str) -> tuple[str, str | None, float]:
+    """Method, target class (None = predicted) and opacity widgets."""
+    c1, c2, c3 = st.columns(3)
+    method = c1.selectbox("Heatmap method", list(CAM_METHODS), key="cam_method",
+                          help=f"{', '.join(GRADIENT_FREE)} need no gradients but run the model many times: slower.")
+    target = c2.selectbox("Explain the class", [PREDICTED, *classes], key="cam_target",
+                          format_func=lambda c: f"predicted ({predicted})" if c == PREDICTED else c)
+    opacity = c3.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="cam_opacity")
+    if method in GRADIENT_FREE:
+        st.caption(f"{method} is gradient-free: it runs the model on many masked copies of the image, "
+                   "so it is slower than the gradient methods.")
+    return method, None if target == PREDICTED else target, opacity
+
+
+def image_pair(clf: Classifier, item: Item) -> None:
+    """The original beside the image as the model sees it (letterboxed input, shown pixel for pixel)."""
+    size = clf.spec.image_size
+    model_view = to_model_input(item.image, size)
+    c1, c2 = st.columns(2)
+    c1.image(display_copy(item.image), caption=f"Original ({item.image.shape[1]} x {item.image.shape[0]})", width="stretch",
+             clamp=True)
+    c2.image(to_uint8(upscale(model_view, resample=Image.Resampling.NEAREST)), width="stretch",
+             caption=f"As the model sees it ({size} x {size})")
+
+
+def cam_panel(clf: Classifier, item: Item) -> None:
+    """Grad-CAM overlay and raw heatmap for the selected image, with method/target/opacity controls."""
+    st.subheader("Where the model looked")
+    method, target, opacity = cam_controls(clf.classes, item.prediction.label)
+    model_view = to_model_input(item.image, clf.spec.image_size)
+    try:
+        start = time.perf_counter()
+        heat = clf.explain(item.image, method=method, target=target)
+        elapsed = time.perf_counter() - start
+    except Exception as err:  # noqa: BLE001 - a failed heatmap must not take the page down
+        st.error(f"The heatmap could not be computed ({type(err).__name__}: {err}).")
+        return
+    blended = overlay(upscale(model_view), upscale(heat, resample=Image.Resampling.BILINEAR), opacity)
+    explained = target or item.prediction.label
+    cols = st.columns(3)
+    cols[0].image(blended, caption=f"{method} for {explained}", width="stretch")
+    with cols[1]:
+        st.plotly_chart(heatmap_figure(heat), key="raw_heatmap", config={"displayModeBar": False})
+        st.caption(f"Raw heatmap ({heat.shape[0]} x {heat.shape[1]}), computed in {elapsed * 1000:.0f} ms")
+    with cols[2]:
+        st.caption(HEATMAP_CAPTION)
+        stem = Path(item.name).stem.replace(" ", "_") or "image"
+        st.download_button("Download the overlay (PNG)", png_bytes(blended), key="download_overlay",
+                           file_name=f"{stem}-{method}-{explained}.png", mime="image/png",
+                           on_click="ignore", icon=":material/download:")
+
+
+def show_detail(clf: Classifier, item: Item) -> None:
+    """Everything about one image: card, original and model view, probabilities, heatmaps; or its read error."""
+    st.markdown(f"#### {item.name}")
+    if item.error:
+        st.error(f"**{item.name}** cannot be used: {item.error}", icon=":material/error:")
+        return
+    left, right = st.columns(2, gap="large")
+    with left:
+        result_card(item)
+        image_pair(clf, item)
+    with right:
+        probability_chart(item.prediction)
+    cam_panel(clf, item)
+
+
+def table_row(item: Item) -> dict:
+    """One row of the on-page results table."""
+    pred = item.prediction
+    if pred is None:
+        return {"file": item.name, "thumbnail": None, "label": "", "confidence": None, "flag": "cannot read"}
+    reason = flag(pred)
+    return {"file": item.name, "thumbnail": thumbnail_uri(item.image),
+            "label": f"unknown (closest: {pred.label})" if reason else pred.label,
+            "confidence": pred.confidence, "flag": reason or "ok"}
+
+
+def results_csv(items: list[Item]) -> bytes:
+    """All results as CSV: label, confidence, flag, every class probability and read errors."""
+    rows = []
+    for it in items:
+        p = it.prediction
+        row = {"file": it.name, "label": p.label if p else "", "confidence": p.confidence if p else None,
+               "flag": flag(p) if p else "cannot read", "in_distribution": p.in_distribution if p else None,
+               "ood_score": p.ood_score if p else None}
+        row.update({f"p_{c}": v for c, v in (p.probabilities.items() if p else [])})
+        row["error"] = it.error or ""
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df = df[[c for c in df.columns if c != "error"] + ["error"]]
+    return df.to_csv(index=False, float_format="%.4f").encode()
+
+
+def results_table(items: list[Item]) -> int | None:
+    """The results table with CSV download and the read errors; returns the chosen row (or None)."""
+    event = st.dataframe(
+        pd.DataFrame([table_row(it) for it in items]), key="results_table", on_select="rerun",
+        selection_mode="single-row", hide_index=True, row_height=56, placeholder="",
+        column_config={
+            "file": st.column_config.TextColumn("File"),
+            "thumbnail": st.column_config.ImageColumn("Image", width="small"),
+            "label": st.column_config.TextColumn("Label"),
+            "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0, format="percent"),
+            "flag": st.column_config.TextColumn("Flag"),
+        },
+    )
+    for it in items:
+        if it.error:
+            st.error(f"**{it.name}**: {it.error}", icon=":material/error:")
+    st.download_button("Download the results (CSV)", results_csv(items), file_name="predictions.csv",
+                       mime="text/csv", key="download_csv", on_click="ignore", icon=":material/download:")
+    rows = event.selection.rows
+    return rows[0] if rows and rows[0] < len(items) else None
+
+
+def clear_example() -> None:
+    """Forget the chosen example (UI state), so the uploads show again."""
+    st.session_state.pop("example", None)
+
+
+def _pool(spec: TaskSpec, path: Path) -> dict[str, tuple[np.ndarray, list[str]]]:
+    return example_pool(spec.name, str(path), path.stat().st_mtime_ns)
+
+
+def offer_download(spec: TaskSpec) -> None:
+    """Say the dataset is missing and offer its download with a progress bar."""
+    st.info(f"Examples come from the {spec.source.filename} dataset, which is not downloaded yet.")
+    if not st.button("Download the dataset", key="download_dataset", icon=":material/cloud_download:"):
+        return
+    bar = st.progress(0.0, text="Starting the download...")
+
+    def progress(done: int, total: int) -> None:
+        if total:
+            bar.progress(min(done / total, 1.0), text=f"Downloaded {done / 2**20:.0f} of {total / 2**20:.0f} MB")
+        else:
+            bar.progress(0.0, text=f"Downloaded {done / 2**20:.0f} MB")
+
+    try:
+        download(spec, progress=progress)
+    except DataError as err:
+        hint = "" if "--from" in str(err) else (
+            f" Without internet, get the file elsewhere and run `python -m medimg_core download {spec.name} --from PATH`.")
+        st.error(f"The download failed. {err}{hint}", icon=":material/cloud_off:")
+        return
+    bar.progress(1.0, text="Download complete")
+    st.rerun()
+
+
+def example_picker(spec: TaskSpec) -> None:
+    """'Try an example': one click picks a random image of the chosen class from the downloaded dataset."""
+    st.markdown("**Try an example**")
+    path = dataset_path(spec)
+    if path is None:
+        offer_download(spec)
+        return
+    c1, c2 = st.columns(2, vertical_alignment="bottom")
+    chosen = c1.selectbox("Class", spec.classes, key="example_class")
+    if c2.button("Random example", key="example_button", icon=":material/casino:", width="stretch"):
+        try:
+            images, _ = _pool(spec, path)[chosen]
+        except DataError as err:
+            st.error(f"The examples cannot be read: {err}")
+            return
+        if len(images):
+            pick = int(np.random.default_rng().integers(len(images)))
+            st.session_state["example"] = {"task": spec.name, "class": chosen, "index": pick}
+    if st.session_state.get("example"):
+        st.button("Clear the example", key="clear_example", on_click=clear_example, type="tertiary")
+
+
+def current_example(spec: TaskSpec) -> Item | None:
+    """The example picked for this task, as an Item (None when there is none)."""
+    ex = st.session_state.get("example")
+    path = dataset_path(spec)
+    if not ex or ex.get("task") != spec.name or path is None:
+        return None
+    try:
+        images, files = _pool(spec, path)[ex["class"]]
+        image = images[ex["index"]].astype(np.float32) / 255.0
+    except (DataError, KeyError, IndexError):
+        return None
+    return Item(f"Example: {files[ex['index']]}", image=image, truth=ex["class"])

@@ -1,0 +1,284 @@
+"""AppTest tests of the prediction page (app_pages/predict.py) and its widgets, run in-process."""
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from medimg_app import widgets
+from medimg_app.cache import shipped_tasks
+from medimg_core import get_task
+from medimg_core.data import DataError, dataset_path
+from medimg_core.explain import CAM_METHODS, GRADIENT_FREE
+from medimg_core.predict import Prediction
+
+pytestmark = pytest.mark.skipif("modality" not in shipped_tasks(),
+                                reason="no modality model installed (assets/models or $MEDIMG_MODELS_DIR)")
+CLASSES = get_task("modality").classes
+ROOT = Path(__file__).resolve().parents[1]
+PREDICT_PAGE = "app_pages/predict.py"  # as registered in streamlit_app.py's st.navigation
+HAS_MEDNIST = dataset_path(get_task("modality")) is not None
+
+
+def open_predict() -> AppTest:
+    """A fresh session of the app, switched to the Predict page."""
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=90)
+    at.run()
+    at.switch_page(PREDICT_PAGE).run()
+    assert not at.exception
+    return at
+
+
+def upload(at: AppTest, *files: tuple[str, bytes, str]) -> AppTest:
+    """Put files into the page's uploader and rerun."""
+    at.file_uploader(key="uploads").set_value(list(files)).run()
+    assert not at.exception
+    return at
+
+
+def markdown(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def chart_keys(at: AppTest) -> list[str]:
+    return [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")]
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [im.proto.imgs[0].caption for im in at.get("image")]
+
+
+def dicom_bytes(pixels: np.ndarray) -> bytes:
+    """An uncompressed 12-bit MONOCHROME2 DICOM file of a uint8 picture, built in memory."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PhotometricInterpretation, ds.SamplesPerPixel = "OT", "MONOCHROME2", 1
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = (pixels.astype(np.uint16) * 16).tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def hand(scans) -> tuple[str, bytes, str]:
+    """A real hand X-ray from Medical MNIST (one the model gets right), as an upload."""
+    return ("hand.jpeg", scans["Hand"], "image/jpeg")
+
+
+def test_empty_page_has_task_selector_uploader_and_hint():
+    at = open_predict()
+    assert at.selectbox(key="task").options == [get_task(t).title for t in shipped_tasks()]
+    assert at.file_uploader(key="uploads").accept_multiple_files
+    assert any("Drop a scan" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+
+def test_one_real_scan_shows_card_chart_and_heatmap(hand):
+    at = upload(open_predict(), hand)
+    assert "#### hand.jpeg" in markdown(at)
+    assert "## Hand" in markdown(at)
+    assert not at.warning
+    assert "confident (calibrated)" in at.get("progress")[0].proto.text
+    assert chart_keys(at) == ["prob_chart", "raw_heatmap"]
+    assert image_captions(at) == ["Original (64 x 64)", "As the model sees it (64 x 64)", "Grad-CAM for Hand"]
+    assert "What it does not prove" in captions(at)
+    assert at.get("download_button")[0].key == "download_overlay"
+
+
+def test_every_cam_method_target_and_opacity_render(hand):
+    at = upload(open_predict(), hand)
+    assert set(at.selectbox(key="cam_method").options) >= {"Grad-CAM", "Grad-CAM++", "EigenCAM", "LayerCAM", "ScoreCAM"}
+    for method in CAM_METHODS:
+        at.selectbox(key="cam_method").set_value(method).run()
+        assert not at.exception and not at.error, method
+        assert f"{method} for Hand" in image_captions(at)
+        assert ("slower" in captions(at)) == (method in GRADIENT_FREE)
+    at.selectbox(key="cam_method").set_value("Grad-CAM")
+    at.selectbox(key="cam_target").set_value("CXR")
+    at.slider(key="cam_opacity").set_value(0.8).run()
+    assert not at.exception
+    assert "Grad-CAM for CXR" in image_captions(at)
+    assert "## Hand" in markdown(at)  # the label stays the prediction
+
+
+def test_dicom_upload_is_read(scans):
+    from medimg_core import load_classifier, read_image
+
+    pixels = np.asarray(Image.open(io.BytesIO(scans["Hand"])).convert("L"))
+    data = dicom_bytes(pixels)
+    expected = load_classifier("modality").predict(read_image(data))
+    at = upload(open_predict(), ("hand.dcm", data, "application/dicom"))
+    assert not at.error
+    assert "#### hand.dcm" in markdown(at)
+    assert f"## {expected.label}" in markdown(at) or "## Unknown scan type" in markdown(at)
+    assert chart_keys(at) == ["prob_chart", "raw_heatmap"]
+
+
+def test_large_image_is_shown_and_classified(samples):
+    at = upload(open_predict(), ("big.png", samples.hand_like_png(2400), "image/png"))
+    assert not at.error
+    assert image_captions(at)[:2] == ["Original (2400 x 2400)", "As the model sees it (64 x 64)"]
+    assert chart_keys(at) == ["prob_chart", "raw_heatmap"]
+
+
+def test_unfamiliar_image_warns_instead_of_a_label(samples):
+    at = upload(open_predict(), ("noise.png", samples.noise_png(), "image/png"))
+    assert "## Unknown scan type" in markdown(at)
+    assert "does not look like any of the scan types this model knows" in at.warning[0].value
+    assert not any(m == f"## {c}" for m in markdown(at) for c in CLASSES)
+
+
+def test_broken_file_error_stays_beside_it_and_the_rest_works(samples):
+    at = upload(open_predict(), ("bad.png", samples.broken, "image/png"))
+    assert "bad.png" in at.error[0].value and "not an image we can read" in at.error[0].value
+    at = upload(at, ("hand.png", samples.hand_like_png(), "image/png"), ("bad.png", samples.broken, "image/png"),
+                ("noise.png", samples.noise_png(1), "image/png"))
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["hand.png", "bad.png", "noise.png"]
+    assert list(table.columns) == ["file", "thumbnail", "label", "confidence", "flag"]
+    assert table["flag"][1] == "cannot read" and table["flag"][2] in ("unfamiliar image", "low confidence")
+    assert table["thumbnail"][0].startswith("data:image/png;base64,")
+    assert [e.value for e in at.error] == [
+        "**bad.png**: This file is not an image we can read (JPEG, PNG, BMP, TIFF, WebP, GIF or DICOM)."]
+    assert at.get("download_button")[0].key == "download_csv"
+    assert any("Choose a row" in i.value for i in at.info)
+
+    at.session_state["results_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert "#### hand.png" in markdown(at)
+    assert chart_keys(at) == ["prob_chart", "raw_heatmap"]
+
+    at.session_state["results_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert "#### bad.png" in markdown(at) and "cannot be used" in at.error[-1].value
+    assert "raw_heatmap" not in chart_keys(at)
+
+
+def test_results_csv_has_every_file_and_probability():
+    items = [widgets.Item("a.png", error="broken"),
+             widgets.Item("b.png", prediction=Prediction("Hand", 0.9, {c: 0.9 if c == "Hand" else 0.02 for c in CLASSES},
+                                                          True, 3.0))]
+    lines = widgets.results_csv(items).decode().splitlines()
+    assert lines[0] == "file,label,confidence,flag,in_distribution,ood_score," + ",".join(f"p_{c}" for c in CLASSES) + ",error"
+    assert lines[1].startswith("a.png,,,cannot read,") and lines[1].endswith(",broken")
+    assert lines[2].startswith("b.png,Hand,0.9000,,True,3.0000,")
+
+
+@pytest.mark.parametrize("confidence, in_dist, expected", [
+    (0.95, True, ""), (widgets.LOW_CONFIDENCE - 0.01, True, "low confidence"),
+    (widgets.LOW_CONFIDENCE, True, ""), (0.99, False, "unfamiliar image")])
+def test_flag_threshold(confidence, in_dist, expected):
+    assert widgets.flag(Prediction("Hand", confidence, {}, in_dist, 0.0)) == expected
+
+
+def test_uploads_are_read_in_memory_only(monkeypatch, samples):
+    class Upload:  # only getvalue(): no path, no file on disk
+        name = "hand.png"
+
+        def getvalue(self) -> bytes:
+            return samples.hand_like_png()
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("an upload touched the disk")
+
+    monkeypatch.setattr("builtins.open", no_disk)
+    items = widgets.read_uploads([Upload()])
+    assert items[0].error is None and items[0].image.shape == (96, 96)
+
+
+@pytest.mark.skipif(not HAS_MEDNIST, reason="MedNIST.tar.gz not found in $MEDIMG_DATA_DIR")
+def test_try_an_example_picks_an_image_of_the_chosen_class():
+    at = open_predict()
+    at.selectbox(key="example_class").set_value("CXR")
+    at.button(key="example_button").click().run()
+    assert not at.exception
+    heading = next(m for m in markdown(at) if m.startswith("#### Example: "))
+    assert "/CXR/" in heading
+    assert "comes from the **CXR** folder" in captions(at)
+    assert chart_keys(at) == ["prob_chart", "raw_heatmap"]
+    at.button(key="clear_example").click().run()
+    assert not any(m.startswith("#### Example") for m in markdown(at))
+
+
+def test_missing_dataset_offers_download_with_progress(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDIMG_DATA_DIR", str(tmp_path))
+    steps = []
+
+    def fake_download(spec, progress=None, **kwargs):
+        for done in (0, 50, 100):
+            progress(done, 100)
+            steps.append(done)
+        (tmp_path / spec.source.filename).write_bytes(b"")  # the dataset now 'exists'
+        return tmp_path / spec.source.filename
+
+    monkeypatch.setattr(widgets, "download", fake_download)
+    at = open_predict()
+    assert any("not downloaded yet" in i.value for i in at.info)
+    at.button(key="download_dataset").click().run()
+    assert not at.exception and steps == [0, 50, 100]
+    assert at.selectbox(key="example_class").options == list(CLASSES)
+
+
+@pytest.mark.parametrize("message", [
+    "Could not download https://x (no network). Without network access, run: python -m medimg_core download "
+    "modality --from PATH",
+    "Checksum mismatch for MedNIST.tar.gz."])
+def test_failed_download_says_how_to_use_a_local_copy(monkeypatch, tmp_path, message):
+    monkeypatch.setenv("MEDIMG_DATA_DIR", str(tmp_path))
+
+    def failing_download(spec, progress=None, **kwargs):
+        raise DataError(message)
+
+    monkeypatch.setattr(widgets, "download", failing_download)
+    at = open_predict()
+    at.button(key="download_dataset").click().run()
+    assert not at.exception
+    text = at.error[0].value
+    assert message in text
+    assert text.count("--from PATH") == 1  # the hint is added only when the message lacks it
+    assert at.file_uploader(key="uploads")  # the page stays usable
+
+
+def test_prediction_and_heatmap_are_fast(scans):
+    from medimg_core import load_classifier, read_image
+
+    clf = load_classifier("modality")
+    image = read_image(scans["Hand"])
+    clf.explain(image)  # warm-up
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        clf.predict(image)
+        clf.explain(image, method="Grad-CAM")
+        timings.append(time.perf_counter() - start)
+    assert min(timings) < 0.5, timings
+
+
+def test_heatmap_has_useful_resolution(scans):
+    from medimg_core import load_classifier, read_image
+
+    heat = load_classifier("modality").explain(read_image(scans["Hand"]), method="Grad-CAM")
+    assert heat.shape == (64, 64)
+    # not 2x2 or 4x4 blocks: many distinct values along a row and a column
+    assert len(np.unique(heat.round(3))) > 200
+    assert len(np.unique(heat[32].round(4))) > 16 and len(np.unique(heat[:, 32].round(4))) > 16
