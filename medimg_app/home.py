@@ -84,11 +84,8 @@ def data_section() -> None:
         else:
             st.markdown(f":material/check_circle: **{spec.source.filename}** ({spec.title}): downloaded, "
                         f"{path.stat().st_size / 2**20:,.0f} MB in `{path.parent}`.")
-    if missing:
-        # offer_download's button has one fixed key, so one download is offered at a time
-        widgets.offer_download(missing[0])
-        if len(missing) > 1:
-            st.caption("The other datasets can be downloaded after this one, or from the Predict page.")
+    for spec in missing:
+        widgets.offer_download(spec)
     st.caption("The images are used for examples, the explorer and the background page; prediction works without them.")
 
 

@@ -282,7 +282,8 @@ def _pool(spec: TaskSpec, path: Path) -> dict[str, tuple[np.ndarray, list[str]]]
 def offer_download(spec: TaskSpec) -> None:
     """Say the dataset is missing and offer its download with a progress bar."""
     st.info(f"Examples come from the {spec.source.filename} dataset, which is not downloaded yet.")
-    if not st.button("Download the dataset", key="download_dataset", icon=":material/cloud_download:"):
+    if not st.button(f"Download {spec.source.filename}", key=f"download_dataset_{spec.name}",
+                     icon=":material/cloud_download:"):
         return
     bar = st.progress(0.0, text="Starting the download...")
 

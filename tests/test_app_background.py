@@ -53,7 +53,7 @@ def test_the_comparison_table_has_the_three_modalities_and_the_datasets_classes(
     assert table.loc["Ionising radiation", "MRI"] == "None"
     assert table.loc["Classes in this app's dataset"].tolist() == ["CXR, Hand", "AbdomenCT, ChestCT, HeadCT", "BreastMRI"]
     if "modality" in shipped_tasks():  # without the data, the examples section offers the download
-        assert "download_dataset" in [b.key for b in at.button]
+        assert "download_dataset_modality" in [b.key for b in at.button]
 
 
 @pytest.mark.skipif("modality" not in shipped_tasks(), reason="no modality model installed")

@@ -66,11 +66,11 @@ def test_dataset_status_and_download_with_progress(tmp_path, monkeypatch):
     monkeypatch.setattr(widgets, "download", fake_download)
     at = open_home()
     assert f"**{spec.source.filename}** ({spec.title}): not downloaded" in text(at)
-    at.button(key="download_dataset").click().run()
+    at.button(key="download_dataset_modality").click().run()
     assert not at.exception, at.exception
     assert calls == ["modality"]
     assert f"**{spec.source.filename}** ({spec.title}): downloaded, 2 MB" in text(at)
-    assert "download_dataset" not in [b.key for b in at.button]
+    assert "download_dataset_modality" not in [b.key for b in at.button]
 
 
 def test_home_without_any_model_explains_how_to_train_one(tmp_path, monkeypatch):

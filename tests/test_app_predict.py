@@ -234,7 +234,7 @@ def test_missing_dataset_offers_download_with_progress(monkeypatch, tmp_path):
     monkeypatch.setattr(widgets, "download", fake_download)
     at = open_predict()
     assert any("not downloaded yet" in i.value for i in at.info)
-    at.button(key="download_dataset").click().run()
+    at.button(key="download_dataset_modality").click().run()
     assert not at.exception and steps == [0, 50, 100]
     assert at.selectbox(key="example_class").options == list(CLASSES)
 
@@ -251,7 +251,7 @@ def test_failed_download_says_how_to_use_a_local_copy(monkeypatch, tmp_path, mes
 
     monkeypatch.setattr(widgets, "download", failing_download)
     at = open_predict()
-    at.button(key="download_dataset").click().run()
+    at.button(key="download_dataset_modality").click().run()
     assert not at.exception
     text = at.error[0].value
     assert message in text
