@@ -47,12 +47,12 @@ def example_pool(task: str, archive: str, stamp: int) -> dict[str, tuple[np.ndar
 
     `archive` and `stamp` (its mtime) key the cache, so a fresh download is picked up.
     """
-    from medimg_core.data import load_dataset, split_train_val
+    from medimg_core.data import load_dataset
+    from medimg_core.explore import model_split
 
     spec = get_task(task)
     ds = load_dataset(spec, archive)
-    config = model_card(task).get("training", {}).get("config", {})
-    _, val = split_train_val(ds, config.get("val_fraction", 0.1), config.get("seed", 0))
+    val = np.flatnonzero(model_split(ds, model_card(task)) == "val")
     rng = np.random.default_rng(0)
     pool = {}
     for i, name in enumerate(spec.classes):
