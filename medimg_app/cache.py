@@ -48,18 +48,9 @@ def example_pool(task: str, archive: str, stamp: int) -> dict[str, tuple[np.ndar
     `archive` and `stamp` (its mtime) key the cache, so a fresh download is picked up.
     """
     from medimg_core.data import load_dataset
-    from medimg_core.explore import model_split
+    from medimg_core.deck import validation_pool
 
-    spec = get_task(task)
-    ds = load_dataset(spec, archive)
-    val = np.flatnonzero(model_split(ds, model_card(task)) == "val")
-    rng = np.random.default_rng(0)
-    pool = {}
-    for i, name in enumerate(spec.classes):
-        ids = val[ds.labels[val] == i]
-        ids = np.sort(rng.permutation(ids)[:EXAMPLES_PER_CLASS])
-        pool[name] = (ds.images[ids].copy(), [ds.files[j] for j in ids])
-    return pool
+    return validation_pool(load_dataset(get_task(task), archive), model_card(task), EXAMPLES_PER_CLASS)
 
 
 # --- Dataset explorer -------------------------------------------------------------------------

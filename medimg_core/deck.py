@@ -345,11 +345,10 @@ def class_examples(clf, pool: Mapping[str, tuple[np.ndarray, Sequence[str]]],
 
 
 def validation_pool(ds, card: Mapping, per_class: int = 300, seed: int = 0) -> dict[str, tuple[np.ndarray, list[str]]]:
-    """Per class: up to per_class random validation images (by the card's split) and their files."""
-    from .data import split_train_val
+    """Per class: up to per_class random validation images (the model's own split, from its card) and their files."""
+    from .explore import model_split
 
-    config = (card.get("training", {}) or {}).get("config", {}) or {}
-    _, val = split_train_val(ds, config.get("val_fraction", 0.1), config.get("seed", 0))
+    val = np.flatnonzero(model_split(ds, dict(card)) == "val")
     rng = np.random.default_rng(seed)
     pool = {}
     for i, name in enumerate(ds.classes):
