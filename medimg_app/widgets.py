@@ -22,9 +22,9 @@ from medimg_core.data import DataError, dataset_path, download
 from medimg_core.explain import CAM_METHODS, GRADIENT_FREE, overlay
 from medimg_core.imaging import SUPPORTED, resize_square, to_uint8
 from medimg_core.predict import Classifier, Prediction
-from medimg_core.tasks import TaskSpec
+from medimg_core.tasks import TaskSpec, get_task
 
-from .cache import example_pool
+from .cache import classifier, example_pool, model_card, shipped_tasks
 
 LOW_CONFIDENCE = 0.6  # below this calibrated confidence the page warns instead of naming a label
 DISPLAY = 256  # side in pixels of the model view, the overlay and the downloaded PNG
@@ -218,7 +218,38 @@ def show_detail(clf: Classifier, item: Item) -> None:
         image_pair(clf, item)
     with right:
         probability_chart(item.prediction)
+        follow_up_card(clf, item)
     cam_panel(clf, item)
+
+
+def screening_summary(card: dict) -> str:
+    """Validation AUC, sensitivity and specificity of a two-class model, from its card."""
+    v, positive = card.get("validation", {}), card.get("operating_threshold", {}).get("class")
+    recalls = {c: m["recall"] for c, m in v.get("per_class", {}).items()}
+    if positive not in recalls or v.get("auc") is None:
+        return ""
+    specificity = next(r for c, r in recalls.items() if c != positive)
+    return (f"On its validation split: AUC {v['auc']:.3f}, sensitivity {recalls[positive]:.1%}, "
+            f"specificity {specificity:.1%} ({v['n']} images).")
+
+
+def follow_up_card(clf: Classifier, item: Item) -> None:
+    """Two-step triage: an image recognised as a class with a follow-up task also gets that task's verdict."""
+    pred = item.prediction
+    task = get_task(clf.spec.name).follow_up(pred.label)
+    if task is None or flag(pred) or task not in shipped_tasks():
+        return
+    second = classifier(task).predict(item.image)
+    with st.container(border=True, key="follow_up"):
+        st.markdown(f"**Second step: {get_task(task).title}**")
+        st.caption(f"Run because the first model recognised a {pred.label}. A separate model, trained on "
+                   f"other data; a teaching demo, not a diagnosis. {screening_summary(model_card(task))}")
+        if not second.in_distribution:
+            st.warning(f"This {pred.label} is unlike the {task} model's training images, so its verdict "
+                       f"({second.label}, {second.confidence:.0%}) is not shown as a result.", icon=":material/warning:")
+        else:
+            st.markdown(f"### {second.label}")
+            st.progress(second.confidence, text=f"{second.confidence:.1%} (calibrated probability of {second.label})")
 
 
 def table_row(item: Item) -> dict:

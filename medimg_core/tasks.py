@@ -35,6 +35,7 @@ class TaskSpec:
     description: str = ""
     positive_class: str | None = None  # for two-class screening tasks: the "disease" class
     hflip: bool = True  # whether left-right flips are a label-preserving augmentation
+    follow_ups: tuple[tuple[str, str], ...] = ()  # (class, task): images of that class also go to that task
     extra: dict = field(default_factory=dict)
 
     @property
@@ -42,10 +43,15 @@ class TaskSpec:
         """Number of output classes."""
         return len(self.classes)
 
+    def follow_up(self, label: str) -> str | None:
+        """The task that images predicted as `label` are also sent to (two-step triage), if any."""
+        return dict(self.follow_ups).get(label)
+
     def to_dict(self) -> dict:
         """Plain-typed dict, safe for JSON and for torch.load(weights_only=True)."""
         d = asdict(self)
         d["classes"] = list(self.classes)
+        d["follow_ups"] = [list(pair) for pair in self.follow_ups]
         return d
 
     @classmethod
@@ -54,6 +60,7 @@ class TaskSpec:
         src = DataSource(**{k: v for k, v in d["source"].items() if k in DataSource.__dataclass_fields__})
         kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "source"}
         kw["classes"] = tuple(kw["classes"])
+        kw["follow_ups"] = tuple(tuple(pair) for pair in kw.get("follow_ups", ()))
         return cls(source=src, **kw)
 
 
@@ -96,6 +103,7 @@ TASKS: dict[str, TaskSpec] = {
             classes=("AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"),
             image_size=64,
             source=MEDNIST,
+            follow_ups=(("CXR", "pneumonia"),),
             description="Which kind of scan is this: abdomen CT, breast MRI, chest X-ray, chest CT, hand X-ray or head CT.",
         ),
         TaskSpec(

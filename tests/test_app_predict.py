@@ -282,3 +282,18 @@ def test_heatmap_has_useful_resolution(scans):
     # not 2x2 or 4x4 blocks: many distinct values along a row and a column
     assert len(np.unique(heat.round(3))) > 200
     assert len(np.unique(heat[32].round(4))) > 16 and len(np.unique(heat[:, 32].round(4))) > 16
+
+
+@pytest.mark.skipif("pneumonia" not in shipped_tasks(), reason="no pneumonia model installed")
+def test_a_recognised_chest_xray_also_gets_the_pneumonia_models_verdict(scans):
+    at = upload(open_predict(), ("chest.jpeg", scans["CXR"], "image/jpeg"))
+    text = "\n".join(markdown(at))
+    assert "Second step: Pneumonia on paediatric chest X-rays" in text
+    assert "Run because the first model recognised a CXR" in captions(at)
+    assert any(f"### {label}" in text for label in ("normal", "pneumonia")) or at.warning
+
+
+@pytest.mark.skipif("pneumonia" not in shipped_tasks(), reason="no pneumonia model installed")
+def test_other_scan_types_get_no_second_step(scans):
+    at = upload(open_predict(), ("hand.jpeg", scans["Hand"], "image/jpeg"))
+    assert not any("Second step" in m for m in markdown(at))

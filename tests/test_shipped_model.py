@@ -42,3 +42,19 @@ def test_shipped_card_documents_the_model(shipped):
 def test_noise_is_flagged_as_out_of_distribution(shipped):
     noise = np.random.default_rng(0).random((64, 64), dtype=np.float32)
     assert not shipped.predict(noise).in_distribution
+
+
+def test_shipped_pneumonia_model_on_a_fixed_sample_of_its_validation_split():
+    from medimg_core.checkpoint import ASSETS_DIR
+    from tests.conftest import shared_file
+
+    path = ASSETS_DIR / "pneumonia.pt"
+    if not path.is_file():
+        pytest.skip("no pneumonia model is shipped")
+    clf = load_classifier("pneumonia", path)
+    ds = load_dataset(get_task("pneumonia"), shared_file("pneumoniamnist.npz"), split="val")
+    idx = stratified_sample(ds.labels, 260, seed=0)
+    probs, _, _ = clf.infer(torch.from_numpy(ds.images[idx]))
+    metrics = compute_metrics(probs, ds.labels[idx], clf.classes, clf.label_indices(probs))
+    assert metrics["auc"] >= 0.97 and metrics["accuracy"] >= 0.9, metrics
+    assert clf.card["operating_threshold"]["class"] == "pneumonia"
