@@ -16,6 +16,7 @@ from medimg_core import get_task
 from medimg_core.data import DataError, dataset_path
 from medimg_core.explain import CAM_METHODS, GRADIENT_FREE
 from medimg_core.predict import Prediction
+from tests.imagegen import dicom_bytes
 
 pytestmark = pytest.mark.skipif("modality" not in shipped_tasks(),
                                 reason="no modality model installed (assets/models or $MEDIMG_MODELS_DIR)")
@@ -55,26 +56,6 @@ def chart_keys(at: AppTest) -> list[str]:
 
 def image_captions(at: AppTest) -> list[str]:
     return [im.proto.imgs[0].caption for im in at.get("image")]
-
-
-def dicom_bytes(pixels: np.ndarray) -> bytes:
-    """An uncompressed 12-bit MONOCHROME2 DICOM file of a uint8 picture, built in memory."""
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PhotometricInterpretation, ds.SamplesPerPixel = "OT", "MONOCHROME2", 1
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = (pixels.astype(np.uint16) * 16).tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -123,7 +104,7 @@ def test_dicom_upload_is_read(scans):
     from medimg_core import load_classifier, read_image
 
     pixels = np.asarray(Image.open(io.BytesIO(scans["Hand"])).convert("L"))
-    data = dicom_bytes(pixels)
+    data = dicom_bytes(pixels.astype(np.uint16) * 16)  # 12-bit MONOCHROME2
     expected = load_classifier("modality").predict(read_image(data))
     at = upload(open_predict(), ("hand.dcm", data, "application/dicom"))
     assert not at.error
