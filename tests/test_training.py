@@ -111,3 +111,17 @@ def test_imagenet_weights_need_the_resnet(tiny_model):
 
     with pytest.raises(ValueError, match="resnet18"):
         init_weights(build_model("compact-cnn", num_classes=2), "imagenet")
+
+
+def test_calibrate_refits_a_copy_without_touching_the_weights(tiny_model, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "modality.pt"
+    shutil.copy(tiny_model, copy)
+    shutil.copy(tiny_model.with_suffix(".json"), copy.with_suffix(".json"))
+    assert main(["calibrate", "--task", "modality", "--model", str(copy)]) == 0
+    before, after = torch.load(tiny_model, weights_only=True), torch.load(copy, weights_only=True)
+    assert all(torch.equal(before["state_dict"][k], v) for k, v in after["state_dict"].items())
+    card = json.loads(copy.with_suffix(".json").read_text())
+    assert card["training"]["recalibrated"]["command"].startswith("python -m medimg_core calibrate")
+    assert card["ood"]["threshold"] == round(after["ood"]["threshold"], 4) and "recalibrated" in capsys.readouterr().out
