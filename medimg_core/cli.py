@@ -52,7 +52,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="metrics of a model on a labelled dataset")
     p.add_argument("--task", required=True, choices=list(TASKS))
     p.add_argument("--data", help="archive, folder of <class>/<image>, or MedMNIST .npz (default: the downloaded set)")
-    p.add_argument("--split", choices=["train", "val", "test"], help="npz split (default: test)")
+    p.add_argument("--split", choices=["train", "val", "test"], help="npz split (default: test, or val when the file has no test split)")
     p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
@@ -140,13 +140,13 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import load_dataset
+    from .data import dataset_path, default_npz_split, load_dataset
     from .evaluation import compute_metrics
     from .predict import load_classifier
 
     clf = load_classifier(args.task, args.model)
-    data = Path(args.data) if args.data else None
-    split = args.split or ("test" if data is not None and data.suffix == ".npz" else None)
+    data = Path(args.data) if args.data else dataset_path(clf.spec)
+    split = args.split or (default_npz_split(data) if data is not None and data.suffix == ".npz" else None)
     ds = load_dataset(clf.spec, data, split=split)
     import torch
 

@@ -316,6 +316,15 @@ def _read_npz(spec: TaskSpec, path: Path, split: str | None) -> Dataset:
     return Dataset(imgs, labs, files, np.array(names, dtype="<U5"), spec.classes, fingerprint(imgs, labs))
 
 
+def default_npz_split(path: Path) -> str:
+    """The split to evaluate a MedMNIST npz on: "test" when it has one, else "val"."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "test" if "test_images" in z.files else "val"
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path} is not a readable .npz file ({err}).") from err
+
+
 def _resize_stack(raw: np.ndarray, size: int) -> np.ndarray:
     """N x H x W (or N x H x W x 3) uint8 -> N x size x size uint8 through the shared preprocessing."""
     if raw.ndim == 4:

@@ -150,3 +150,13 @@ def test_pneumoniamnist_has_its_official_splits():
 
     ds = load_dataset(get_task("pneumonia"), shared_file("pneumoniamnist.npz"))
     assert {"train", "val"} <= set(ds.split.tolist()) and ds.images.shape[1:] == (64, 64)
+
+
+def test_npz_evaluation_defaults_to_test_then_val(tmp_path):
+    from medimg_core.data import default_npz_split
+
+    images, labels = np.zeros((2, 28, 28), np.uint8), np.zeros((2, 1), np.uint8)
+    np.savez(tmp_path / "dev.npz", train_images=images, train_labels=labels, val_images=images, val_labels=labels)
+    np.savez(tmp_path / "full.npz", val_images=images, val_labels=labels, test_images=images, test_labels=labels)
+    assert default_npz_split(tmp_path / "dev.npz") == "val"
+    assert default_npz_split(tmp_path / "full.npz") == "test"
