@@ -2,7 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
-export MEDIMG_DATA_DIR ?= $(abspath ../shared/data)
+# The tests read the real datasets from ../shared/data unless MEDIMG_DATA_DIR says otherwise;
+# the app uses $MEDIMG_DATA_DIR or its default download folder (~/.cache/medimg).
+TEST_DATA ?= $(abspath ../shared/data)
 
 .PHONY: setup setup-dev browser app test
 
@@ -27,4 +29,4 @@ app: setup
 	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
 
 test: setup-dev
-	$(PY) -m pytest
+	MEDIMG_DATA_DIR="$${MEDIMG_DATA_DIR:-$(TEST_DATA)}" $(PY) -m pytest
