@@ -20,7 +20,7 @@ from PIL import Image
 from medimg_core import ImageReadError, read_image, to_model_input
 from medimg_core.data import DataError, dataset_path, download
 from medimg_core.explain import CAM_METHODS, GRADIENT_FREE, overlay
-from medimg_core.imaging import SUPPORTED, resize_square, to_uint8
+from medimg_core.imaging import SUPPORTED, resize, resize_square, to_uint8
 from medimg_core.predict import Classifier, Prediction
 from medimg_core.tasks import TaskSpec, get_task
 
@@ -101,9 +101,7 @@ def display_copy(image: np.ndarray, max_side: int = MAX_ORIGINAL) -> np.ndarray:
     if max(h, w) <= max_side:
         return image
     scale = max_side / max(h, w)
-    small = Image.fromarray(image.astype(np.float32), mode="F").resize(
-        (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return np.clip(np.asarray(small), 0.0, 1.0)
+    return resize(image, max(1, round(w * scale)), max(1, round(h * scale)), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def thumbnail_uri(image: np.ndarray, size: int = 64) -> str:

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = get_args_parser().parse_args(argv)
-    args.argv = argv
+    args.command_line = "python -m medimg_core " + " ".join(shlex.quote(a) for a in argv)  # recorded in model cards
     from .data import DataError
 
     try:
@@ -120,8 +120,7 @@ def cmd_train(args) -> int:
                       val_fraction=args.val_fraction, max_per_class=args.max_per_class, seed=args.seed,
                       baseline=args.baseline, init=args.init)
     out = args.out or default_model_path(args.task)
-    command = "python -m medimg_core " + " ".join(shlex.quote(a) for a in args.argv)
-    _, card = train(cfg, args.data, out, command=command)
+    _, card = train(cfg, args.data, out, command=args.command_line)
     v = card["validation"]
     print(f"wrote {out} and {out.with_suffix('.json')}: validation accuracy {v['accuracy']:.4%}, "
           f"macro-F1 {v['macro_f1']:.4f}, ECE {v['ece']:.4f} (n={v['n']}), {card['training']['seconds']:.0f} s")
@@ -133,7 +132,7 @@ def cmd_calibrate(args) -> int:
     from .training import recalibrate
 
     path = args.model or default_model_path(args.task)
-    card = recalibrate(path, args.data, command="python -m medimg_core " + " ".join(shlex.quote(a) for a in args.argv))
+    card = recalibrate(path, args.data, command=args.command_line)
     print(f"recalibrated {path}: temperature {card['calibration']['temperature']}, "
           f"OOD threshold {card['ood']['threshold']}, validation ECE {card['validation']['ece']:.4f}")
     return 0

@@ -73,19 +73,22 @@ def to_model_input(image: np.ndarray, size: int) -> np.ndarray:
         return image.astype(np.float32, copy=False)
     scale = size / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = Image.fromarray(image.astype(np.float32), mode="F").resize(
-        (nw, nh), Image.Resampling.LANCZOS, reducing_gap=3.0
-    )
     out = np.zeros((size, size), np.float32)
     top, left = (size - nh) // 2, (size - nw) // 2
-    out[top : top + nh, left : left + nw] = np.clip(np.asarray(resized), 0.0, 1.0)
+    out[top : top + nh, left : left + nw] = resize(image, nw, nh, Image.Resampling.LANCZOS, reducing_gap=3.0)
     return out
+
+
+def resize(image: np.ndarray, width: int, height: int, resample: Image.Resampling,
+           reducing_gap: float | None = None) -> np.ndarray:
+    """A [0, 1] float image resized to height x width (float32 in [0, 1])."""
+    out = Image.fromarray(image.astype(np.float32), mode="F").resize((width, height), resample, reducing_gap=reducing_gap)
+    return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
 
 
 def resize_square(image: np.ndarray, size: int, resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
     """A square [0, 1] float image resized to size x size, for display (NEAREST shows the pixels)."""
-    out = Image.fromarray(image.astype(np.float32), mode="F").resize((size, size), resample)
-    return np.clip(np.asarray(out), 0.0, 1.0)
+    return resize(image, size, size, resample)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -83,8 +83,7 @@ def imagenet_resnet18_state(model: torch.nn.Module) -> dict:
         raise ValueError(f"ImageNet weights for ResNet-18 are not available on this machine ({err}); "
                          "put them in torch's hub cache or train from scratch") from err
     state["conv1.weight"] = state["conv1.weight"].sum(1, keepdim=True)
-    renamed = {f"net.{k}": v for k, v in state.items() if not k.startswith("fc.")}
-    return renamed
+    return {f"net.{k}": v for k, v in state.items() if not k.startswith("fc.")}
 
 
 def limit_per_class(ds: Dataset, max_per_class: int | None, seed: int) -> Dataset:
@@ -180,13 +179,13 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
         # two-class tasks pick their decision threshold later, so select on AUC; others on accuracy
         score = (val_auc or 0.0, -val_loss) if spec.positive_class else (val_acc, -val_loss)
         if best is None or score > best[0]:
-            best = (score, val_loss, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+            best = (score, epoch, {k: v.clone() for k, v in model.state_dict().items()})
     train_seconds = time.perf_counter() - started
-    model.load_state_dict(best[3])
+    model.load_state_dict(best[2])
     model.eval()
 
     clf, fitted = calibrate(model, spec, tx, ty.numpy(), vx, vy, cfg.ood_quantile)
-    card = build_card(cfg, spec, ds, train_idx, val_idx, model, model_args, history, best[2], train_seconds, command)
+    card = build_card(cfg, spec, ds, train_idx, val_idx, model, model_args, history, best[1], train_seconds, command)
     card.update(calibration_sections(clf, fitted, vy, cfg.ood_quantile))
     if cfg.baseline:
         card["baseline"] = pca_logistic_baseline(tx, ty.numpy(), vx, vy, spec.classes, seed=cfg.seed)
