@@ -1,4 +1,4 @@
-"""Command line: download, train, evaluate, predict, embed, info.
+"""Command line: download, train, search, calibrate, evaluate, predict, embed, info.
 
 Every command prints a clear one-line error (never a traceback) and exits non-zero when the
 run itself fails; `predict` reports unreadable files per file and still exits 0.
@@ -10,8 +10,12 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .tasks import TASKS, get_task
+
+if TYPE_CHECKING:
+    from .training import TrainConfig
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -25,24 +29,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--md5", help="checksum to enforce (default: the official one for the public URL)")
 
     p = sub.add_parser("train", help="train a model and write it with its model card")
-    p.add_argument("--task", required=True, choices=list(TASKS))
-    p.add_argument("--data", help="dataset path (default: the downloaded archive)")
+    add_train_arguments(p)
     p.add_argument("--out", type=Path, help="checkpoint path (default: assets/models/<task>.pt)")
-    p.add_argument("--architecture", default="compact-cnn", choices=["compact-cnn", "resnet18"])
-    p.add_argument("--width", type=int, default=16)
-    p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--no-augment", dest="augment", action="store_false")
-    p.add_argument("--balance", action="store_true", help="weight the loss by inverse class frequency")
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--max-per-class", type=int, help="train on at most this many images per class")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-baseline", dest="baseline", action="store_false")
-    p.add_argument("--init", help="fine-tune: start from this checkpoint's weights (e.g. assets/models/modality.pt), "
-                                  "or 'imagenet' for resnet18 when torchvision's weights are cached locally")
+
+    p = sub.add_parser("search", help="basic hyperparameter search on validation (one factor at a time, or a grid)")
+    add_train_arguments(p)
+    p.add_argument("--vary", nargs="+", required=True, metavar="NAME=V1,V2",
+                   help="values to try, e.g. lr=1e-3,3e-3 width=16,24 augment=true,false init=none,assets/models/modality.pt")
+    p.add_argument("--grid", action="store_true", help="every combination instead of one factor at a time")
+    p.add_argument("--out", type=Path, help="record (default: assets/models/search/<task>.json)")
 
     p = sub.add_parser("calibrate", help="refit temperature and OOD statistics of a trained model on its own split")
     p.add_argument("--task", required=True, choices=list(TASKS))
@@ -72,8 +67,36 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--recompute", action="store_true", help="ignore the disk cache")
     p.add_argument("--out", type=Path, help="also write the shippable file (numbers only), e.g. assets/embeddings/<task>.npz")
 
+    p = sub.add_parser("benchmark", help="measure a model's single-image CPU latency and record it in its model card")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
+    p.add_argument("--card", type=Path, help="model card to update (default: the one beside the checkpoint)")
+    p.add_argument("--repeats", type=int, default=200)
+
     sub.add_parser("info", help="list the tasks, their data and shipped models")
     return parser
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The training settings shared by `train` and `search`."""
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", help="dataset path (default: the downloaded archive)")
+    p.add_argument("--architecture", default="compact-cnn", choices=["compact-cnn", "resnet18"])
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--balance", action="store_true", help="weight the loss by inverse class frequency")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--max-per-class", type=int, help="train on at most this many images per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-baseline", dest="baseline", action="store_false")
+    p.add_argument("--init", help="fine-tune: start from this checkpoint's weights (e.g. assets/models/modality.pt), "
+                                  "or 'imagenet' for resnet18 when torchvision's weights are cached locally")
+    p.add_argument("--pretrained", choices=["imagenet"], help="same as --init imagenet")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,15 +133,62 @@ def cmd_download(args) -> int:
     return 0
 
 
+def train_config(args) -> TrainConfig:
+    """The TrainConfig given by the shared training arguments."""
+    from .training import TrainConfig
+
+    if args.init and args.pretrained:
+        raise ValueError("give either --init or --pretrained, not both")
+    return TrainConfig(task=args.task, architecture=args.architecture, width=64 if args.architecture == "resnet18" else args.width,
+                       dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       weight_decay=args.weight_decay, augment=args.augment, balance=args.balance,
+                       val_fraction=args.val_fraction, max_per_class=args.max_per_class, seed=args.seed,
+                       baseline=args.baseline, init=args.init or args.pretrained)
+
+
+def parse_space(items: list[str]) -> dict[str, list]:
+    """NAME=V1,V2 strings -> {name: [typed values]} of TrainConfig fields."""
+    types = {"lr": float, "width": int, "dropout": float, "weight_decay": float, "architecture": str,
+             "augment": parse_bool, "balance": parse_bool, "init": lambda v: None if v.lower() == "none" else v}
+    space = {}
+    for item in items:
+        name, _, values = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if name not in types or not values:
+            raise ValueError(f"--vary {item!r}: expected NAME=V1,V2 with NAME one of {', '.join(types)}")
+        try:
+            space[name] = [types[name](v.strip()) for v in values.split(",")]
+        except ValueError as err:
+            raise ValueError(f"--vary {item!r}: {err}") from None
+    return space
+
+
+def parse_bool(value: str) -> bool:
+    """true/false, yes/no, on/off, 1/0."""
+    if value.lower() in ("true", "yes", "on", "1"):
+        return True
+    if value.lower() in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def cmd_search(args) -> int:
+    from .search import search, search_path, write_search
+
+    record = search(train_config(args), parse_space(args.vary), args.data, grid=args.grid, command=args.command_line)
+    out = write_search(record, args.out or search_path(args.task))
+    print(f"wrote {out}: {len(record['runs'])} runs on {record['validation']} validation images, best first:")
+    for r in record["runs"]:
+        auc = "" if r["auc"] is None else f"  AUC {r['auc']:.4f}"
+        print(f"  {r['label']:<40} accuracy {r['accuracy']:.4%}  macro-F1 {r['macro_f1']:.4f}{auc}  ({r['seconds']:.0f} s)")
+    return 0
+
+
 def cmd_train(args) -> int:
     from .checkpoint import default_model_path
-    from .training import TrainConfig, train
+    from .training import train
 
-    cfg = TrainConfig(task=args.task, architecture=args.architecture, width=64 if args.architecture == "resnet18" else args.width,
-                      dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      weight_decay=args.weight_decay, augment=args.augment, balance=args.balance,
-                      val_fraction=args.val_fraction, max_per_class=args.max_per_class, seed=args.seed,
-                      baseline=args.baseline, init=args.init)
+    cfg = train_config(args)
     out = args.out or default_model_path(args.task)
     _, card = train(cfg, args.data, out, command=args.command_line)
     v = card["validation"]
@@ -183,6 +253,22 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_benchmark(args) -> int:
+    from .checkpoint import card_path
+    from .predict import load_classifier
+    from .speed import predict_latency
+
+    clf = load_classifier(args.task, args.model)
+    speed = predict_latency(clf, repeats=args.repeats)
+    path = args.card or card_path(clf.path)
+    card = json.loads(path.read_text()) if path.is_file() else {}
+    card["speed"] = speed
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    print(f"{clf.spec.name} ({clf.path}): predict median {speed['predict_ms_median']} ms, "
+          f"p95 {speed['predict_ms_p95']} ms over {args.repeats} ({speed['threads']} threads); written to {path}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from .checkpoint import default_model_path, read_card
     from .data import dataset_path
@@ -228,5 +314,5 @@ def cmd_embed(args) -> int:
     return 0
 
 
-COMMANDS = {"download": cmd_download, "train": cmd_train, "calibrate": cmd_calibrate, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "embed": cmd_embed, "info": cmd_info}
+COMMANDS = {"download": cmd_download, "train": cmd_train, "search": cmd_search, "calibrate": cmd_calibrate, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "embed": cmd_embed, "benchmark": cmd_benchmark, "info": cmd_info}

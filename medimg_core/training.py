@@ -26,6 +26,7 @@ from .evaluation import auc_score, compute_metrics, expected_calibration_error
 from .models import build_model, count_parameters
 from .ood import MahalanobisOOD
 from .predict import Classifier
+from .speed import predict_latency
 from .tasks import TaskSpec, get_task
 
 
@@ -189,6 +190,7 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
     card.update(calibration_sections(clf, fitted, vy, cfg.ood_quantile))
     if cfg.baseline:
         card["baseline"] = pca_logistic_baseline(tx, ty.numpy(), vx, vy, spec.classes, seed=cfg.seed)
+    card["speed"] = predict_latency(clf)
     clf.card = card
     if out is not None:
         save_classifier(clf, Path(out), model_args)

@@ -115,3 +115,31 @@ def tiny_model(tmp_path_factory) -> Path:
                "--batch-size", "32", "--out", str(out), "--no-baseline"])
     assert rc == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_search(tmp_path_factory) -> Path:
+    """A search record (base and width=8, one epoch on 20 real images per class) in an otherwise empty models folder."""
+    data = shared_file("MedNIST.tar.gz")
+    out = tmp_path_factory.mktemp("models") / "search" / "modality.json"
+    from medimg_core.cli import main
+
+    rc = main(["search", "--task", "modality", "--data", str(data), "--max-per-class", "20", "--epochs", "1",
+               "--batch-size", "32", "--vary", "width=8", "--out", str(out)])
+    assert rc == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def brain_images() -> dict[str, list[bytes]]:
+    """JPEG bytes of the first few brain MRI slices of each class (skips when the archive is absent)."""
+    path = shared_file("brain-tumor-mri-training.tar.gz")
+    found: dict[str, list[bytes]] = {}
+    with tarfile.open(path) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if member.isfile() and len(parts) >= 2 and len(found.setdefault(parts[-2], [])) < PER_CLASS:
+                found[parts[-2]].append(tar.extractfile(member).read())
+                if len(found) == 4 and all(len(v) == PER_CLASS for v in found.values()):
+                    break
+    return found

@@ -125,3 +125,23 @@ def test_calibrate_refits_a_copy_without_touching_the_weights(tiny_model, tmp_pa
     card = json.loads(copy.with_suffix(".json").read_text())
     assert card["training"]["recalibrated"]["command"].startswith("python -m medimg_core calibrate")
     assert card["ood"]["threshold"] == round(after["ood"]["threshold"], 4) and "recalibrated" in capsys.readouterr().out
+
+
+def test_the_card_records_the_cpu_latency_of_one_image(tiny_model):
+    speed = json.loads(tiny_model.with_suffix(".json").read_text())["speed"]
+    assert speed["predict_ms_median"] > 0 and speed["predict_ms_p95"] >= speed["predict_ms_median"]
+    assert speed["repeats"] == 100 and speed["threads"] >= 1
+
+
+def test_benchmark_command_updates_the_latency_in_a_given_card(tiny_model, tmp_path, capsys):
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"task": "modality"}))
+    assert main(["benchmark", "--task", "modality", "--model", str(tiny_model), "--card", str(card), "--repeats", "5"]) == 0
+    written = json.loads(card.read_text())
+    assert written["task"] == "modality" and written["speed"]["repeats"] == 5
+    assert f"written to {card}" in capsys.readouterr().out
+
+
+def test_pretrained_imagenet_is_the_same_as_init_imagenet_and_not_both(capsys):
+    assert main(["train", "--task", "modality", "--init", "x.pt", "--pretrained", "imagenet"]) == 2
+    assert "either --init or --pretrained" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""Compare a task's models from their model cards: the shipped one and the recorded alternatives.
+
+Comparison cards live in `<models_dir>/comparisons/<task>-<name>.json` (cards of models whose
+weights are not shipped); the hyperparameter search record in `<models_dir>/search/<task>.json`.
+Everything here reads JSON only, so the Models page works without data or weights.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .checkpoint import default_model_path, models_dir, read_card
+
+
+def model_name(card: dict) -> str:
+    """A short human name: architecture, width and how it was initialised."""
+    cfg = card.get("training", {}).get("config", {})
+    model = card.get("model", {})
+    arch = model.get("architecture", cfg.get("architecture", "?"))
+    name = f"{arch} (width {model.get('width')})" if arch == "compact-cnn" else arch
+    init = cfg.get("init")
+    if init:
+        name += f", fine-tuned from {Path(init).stem}"
+    else:
+        name += ", from scratch"
+    if cfg.get("max_per_class"):
+        name += f", subset of {cfg['max_per_class']}/class"
+    return name
+
+
+def compared_cards(task: str) -> list[dict]:
+    """The shipped card first, then the comparison cards; each gets 'name', 'file' and 'shipped' keys."""
+    cards = []
+    shipped = default_model_path(task)
+    card = read_card(shipped)
+    if card:
+        cards.append({**card, "name": model_name(card), "file": shipped.name, "shipped": True})
+    for path in sorted((models_dir() / "comparisons").glob(f"{task}-*.json")):
+        card = json.loads(path.read_text())
+        if card.get("task") == task:
+            cards.append({**card, "name": model_name(card), "file": path.name, "shipped": False})
+    return cards
+
+
+def comparison_table(cards: list[dict]) -> pd.DataFrame:
+    """One row per model: validation metrics, size, CPU latency and training time."""
+    rows = []
+    for c in cards:
+        v, t, cfg = c.get("validation", {}), c.get("training", {}), c.get("training", {}).get("config", {})
+        rows.append({
+            "model": c["name"], "shipped": c["shipped"],
+            "accuracy": v.get("accuracy"), "macro-F1": v.get("macro_f1"), "AUC": v.get("auc"),
+            "sensitivity": sensitivity_specificity(c)[0], "specificity": sensitivity_specificity(c)[1],
+            "validation images": v.get("n"), "parameters": c.get("model", {}).get("parameters"),
+            "CPU ms/image": c.get("speed", {}).get("predict_ms_median"),
+            "training s": t.get("seconds"), "epochs": cfg.get("epochs"), "best epoch": t.get("best_epoch"),
+            "lr": cfg.get("lr"), "augment": cfg.get("augment"), "card": c["file"],
+        })
+    table = pd.DataFrame(rows)
+    return table.dropna(axis=1, how="all") if len(table) else table
+
+
+def sensitivity_specificity(card: dict) -> tuple[float | None, float | None]:
+    """Sensitivity and specificity of a two-class card's positive class at its operating threshold."""
+    positive = card.get("operating_threshold", {}).get("class")
+    v = card.get("validation", {})
+    if not positive or "confusion_matrix" not in v:
+        return None, None
+    cm = np.asarray(v["confusion_matrix"], dtype=float)
+    p = list(card["classes"]).index(positive)
+    n = 1 - p
+    sens = cm[p, p] / cm[p].sum() if cm[p].sum() else None
+    spec = cm[n, n] / cm[n].sum() if cm[n].sum() else None
+    return sens, spec
+
+
+def training_curves(cards: list[dict]) -> pd.DataFrame:
+    """Long table of per-epoch history: model, epoch, metric, value (empty when none was recorded)."""
+    rows = [{"model": c["name"], "epoch": h["epoch"], "metric": metric, "value": h[metric]}
+            for c in cards for h in c.get("training", {}).get("history", [])
+            for metric in ("train_loss", "val_loss", "val_accuracy", "val_auc") if h.get(metric) is not None]
+    return pd.DataFrame(rows, columns=["model", "epoch", "metric", "value"])
+
+
+def search_table(record: dict) -> pd.DataFrame:
+    """The hyperparameter search runs, best first, one row each."""
+    rows = [{"change from base": r["label"], "accuracy": r["accuracy"], "macro-F1": r["macro_f1"], "AUC": r["auc"],
+             "best val loss": r["val_loss"], "best epoch": r["best_epoch"], "parameters": r["parameters"],
+             "training s": r["seconds"]} for r in record.get("runs", [])]
+    return pd.DataFrame(rows).dropna(axis=1, how="all")

@@ -1,0 +1,58 @@
+"""Comparing a task's models from their cards: which cards, the table, sensitivity/specificity, curves."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from medimg_core.compare import compared_cards, comparison_table, sensitivity_specificity, training_curves
+
+
+@pytest.fixture
+def models_dir(tiny_model, tmp_path, monkeypatch):
+    """A models folder with the tiny model shipped and one comparison card (a fine-tuned variant)."""
+    shutil.copy(tiny_model, tmp_path / "modality.pt")
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    (tmp_path / "modality.json").write_text(json.dumps(card))
+    card["training"]["config"]["init"] = "assets/models/other.pt"
+    (tmp_path / "comparisons").mkdir()
+    (tmp_path / "comparisons" / "modality-finetuned.json").write_text(json.dumps(card))
+    (tmp_path / "comparisons" / "pneumonia-x.json").write_text(json.dumps({**card, "task": "pneumonia"}))
+    monkeypatch.setenv("MEDIMG_MODELS_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_the_shipped_card_comes_first_then_the_comparisons_of_the_same_task(models_dir):
+    cards = compared_cards("modality")
+    assert [(c["file"], c["shipped"]) for c in cards] == [("modality.pt", True), ("modality-finetuned.json", False)]
+    assert cards[0]["name"] == "compact-cnn (width 16), from scratch, subset of 60/class"
+    assert cards[1]["name"] == "compact-cnn (width 16), fine-tuned from other, subset of 60/class"
+
+
+def test_the_table_puts_models_side_by_side_with_their_card_numbers(models_dir):
+    cards = compared_cards("modality")
+    table = comparison_table(cards)
+    assert len(table) == 2 and table["shipped"].tolist() == [True, False]
+    row = table.iloc[0]
+    assert row["accuracy"] == cards[0]["validation"]["accuracy"] and row["parameters"] == cards[0]["model"]["parameters"]
+    assert row["CPU ms/image"] == cards[0]["speed"]["predict_ms_median"] and row["epochs"] == 3
+    assert "sensitivity" not in table  # six classes: no operating threshold
+
+
+def test_sensitivity_and_specificity_come_from_the_confusion_matrix_at_the_threshold():
+    card = {"classes": ["normal", "pneumonia"], "operating_threshold": {"class": "pneumonia"},
+            "validation": {"confusion_matrix": [[90, 10], [5, 45]]}}
+    assert sensitivity_specificity(card) == (0.9, 0.9)
+
+
+def test_training_curves_hold_every_recorded_epoch(models_dir):
+    curves = training_curves(compared_cards("modality"))
+    assert {"train_loss", "val_loss", "val_accuracy"} <= set(curves.metric)
+    assert sorted(curves[(curves.metric == "val_loss")].epoch.unique()) == [1, 2, 3]
+    assert len(curves[curves.metric == "val_loss"]) == 6  # two models, three epochs
+
+
+def test_no_cards_means_nothing_to_compare(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDIMG_MODELS_DIR", str(tmp_path))
+    assert compared_cards("brain-tumor") == [] and comparison_table([]).empty
