@@ -6,7 +6,12 @@ from the same place. This module knows nothing about torch.
 """
 from __future__ import annotations
 
+import json
+import os
+import re
+import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ BRAIN_TUMOR_MRI = DataSource(
     ),
 )
 
-TASKS: dict[str, TaskSpec] = {
+BUILTIN_TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
         TaskSpec(
@@ -125,6 +130,54 @@ TASKS: dict[str, TaskSpec] = {
         ),
     )
 }
+
+
+def user_tasks_dir() -> Path:
+    """Folder of user task definitions: $MEDIMG_TASKS_DIR, default ~/.config/medimg/tasks."""
+    return Path(os.environ.get("MEDIMG_TASKS_DIR") or Path.home() / ".config" / "medimg" / "tasks")
+
+
+def task_from_json(path: Path) -> TaskSpec:
+    """A task definition written as JSON, e.g. a folder-of-classes dataset a user brings.
+
+    Required: name, title, classes, image_size; optional: positive_class, hflip, description and
+    source (default: a folder or archive of <class>/<image> files given to --data).
+    """
+    try:
+        d = json.loads(Path(path).read_text())
+        d.setdefault("source", {"filename": d["name"], "kind": "image-folders"})
+        spec = TaskSpec.from_dict(d)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a valid task definition ({type(err).__name__}: {err})") from None
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,40}", spec.name):
+        raise ValueError(f"{path}: name must be lower-case letters, digits, '-' or '_' (it names the model file)")
+    if len(spec.classes) < 2 or len(set(spec.classes)) != len(spec.classes):
+        raise ValueError(f"{path}: a task needs at least two distinct classes")
+    if spec.positive_class and (len(spec.classes) != 2 or spec.positive_class not in spec.classes):
+        raise ValueError(f"{path}: positive_class must be one of exactly two classes")
+    if not 16 <= spec.image_size <= 512:
+        raise ValueError(f"{path}: image_size must be between 16 and 512")
+    return spec
+
+
+def load_tasks() -> dict[str, TaskSpec]:
+    """The built-in tasks plus every valid *.json definition in user_tasks_dir() (built-in names win).
+
+    An invalid file is skipped with a warning, so one bad definition never stops the app or the CLI.
+    """
+    tasks = dict(BUILTIN_TASKS)
+    folder = user_tasks_dir()
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            spec = task_from_json(path)
+        except ValueError as err:
+            warnings.warn(f"skipped a task definition: {err}", stacklevel=2)
+            continue
+        tasks.setdefault(spec.name, spec)
+    return tasks
+
+
+TASKS: dict[str, TaskSpec] = load_tasks()
 
 
 def get_task(name: str) -> TaskSpec:
