@@ -8,7 +8,7 @@ blur from resampling, and noise.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,16 @@ class AugmentConfig:
     blur_p: float = 0.2
     noise_p: float = 0.3
     noise_std: float = 0.03
+
+
+def scaled(cfg: AugmentConfig, strength: float) -> AugmentConfig:
+    """The same transforms with every range shrunk towards 'no change' (strength 1: as is, 0: identity)."""
+    def toward(value: tuple[float, float], identity: float = 1.0) -> tuple[float, float]:
+        return (identity + (value[0] - identity) * strength, identity + (value[1] - identity) * strength)
+
+    return replace(cfg, rotate_deg=cfg.rotate_deg * strength, scale=toward(cfg.scale), translate=cfg.translate * strength,
+                   squeeze_p=cfg.squeeze_p * strength, contrast=toward(cfg.contrast), brightness=cfg.brightness * strength,
+                   gamma=toward(cfg.gamma), blur_p=cfg.blur_p * strength, noise_p=cfg.noise_p * strength)
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:

@@ -18,7 +18,7 @@ from .checkpoint import models_dir
 from .tasks import get_task
 from .training import TrainConfig, train
 
-SEARCHABLE = ("lr", "width", "augment", "init", "dropout", "weight_decay", "balance", "architecture")
+SEARCHABLE = ("lr", "width", "augment", "augment_strength", "init", "dropout", "weight_decay", "balance", "architecture")
 
 
 def configurations(base: TrainConfig, space: dict[str, list], grid: bool = False) -> list[TrainConfig]:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_curve
 from tqdm.auto import tqdm
 
-from .augment import AugmentConfig, augment_batch
+from .augment import AugmentConfig, augment_batch, scaled
 from .baseline import pca_logistic_baseline
 from .calibration import fit_temperature
 from .checkpoint import save_checkpoint, write_card
@@ -43,6 +43,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     augment: bool = True
+    augment_strength: float = 1.0  # scales every augmentation range (0.5: half the rotation, zoom, contrast...)
     balance: bool = False  # weight the loss by inverse class frequency
     val_fraction: float = 0.1
     max_per_class: int | None = None  # a small subset, for quick runs and tests
@@ -160,7 +161,7 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * -(-len(ty) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
-    aug = AugmentConfig(hflip=spec.hflip)
+    aug = scaled(AugmentConfig(hflip=spec.hflip), cfg.augment_strength)
 
     history, best, started = [], None, time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
