@@ -246,7 +246,7 @@ def render_live(ctx: Context) -> None:
         return
     widgets.predict_items(ctx.classifier(), [item])
     with left:
-        widgets.result_card(item)
+        widgets.result_card(item, ctx.spec.classes)
         st.caption(item.name)
     with right:
         inner = st.columns([2, 3])

@@ -21,7 +21,7 @@ from medimg_core import ImageReadError, read_image, to_model_input
 from medimg_core.data import DataError, dataset_path, download
 from medimg_core.explain import CAM_METHODS, GRADIENT_FREE, overlay
 from medimg_core.imaging import SUPPORTED, resize, resize_square, to_uint8
-from medimg_core.predict import Classifier, Prediction
+from medimg_core.predict import Classifier, Prediction, recognising_tasks
 from medimg_core.tasks import TaskSpec, get_task
 
 from .cache import classifier, example_pool, model_card, shipped_tasks
@@ -30,7 +30,8 @@ LOW_CONFIDENCE = 0.6  # below this calibrated confidence the page warns instead 
 DISPLAY = 256  # side in pixels of the model view, the overlay and the downloaded PNG
 MAX_ORIGINAL = 1024  # larger originals are shrunk for display only
 PREDICTED = "predicted"  # target-class option meaning "the predicted class"
-UNKNOWN_TEXT = "This does not look like any of the scan types this model knows."
+UNKNOWN_HEADING = "Not recognised"
+UNKNOWN_TEXT = "This does not look like the images this model knows"
 HEATMAP_CAPTION = (
     "**What the heatmap shows:** the parts of the image that most raised the model's score for the chosen "
     "class (red = strong, blue = weak), measured on a coarser grid inside the network and smoothed up to the "
@@ -109,16 +110,16 @@ def thumbnail_uri(image: np.ndarray, size: int = 64) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(to_uint8(to_model_input(image, size)))).decode()
 
 
-def result_card(item: Item) -> None:
-    """The large result: label and calibrated confidence, or the 'unknown' warning."""
+def result_card(item: Item, classes: tuple[str, ...]) -> None:
+    """The large result: label and calibrated confidence, or the 'not recognised' warning."""
     pred = item.prediction
     with st.container(border=True):
         reason = flag(pred)
         if reason:
-            st.markdown("## Unknown scan type")
+            st.markdown(f"## {UNKNOWN_HEADING}")
             why = ("it is unlike the images the model was trained on" if reason == "unfamiliar image"
                    else f"the model is only {pred.confidence:.0%} sure (the page needs {LOW_CONFIDENCE:.0%})")
-            st.warning(f"**{UNKNOWN_TEXT}** The closest match is {pred.label} ({pred.confidence:.0%}), "
+            st.warning(f"**{UNKNOWN_TEXT}** ({', '.join(classes)}). The closest match is {pred.label} ({pred.confidence:.0%}), "
                        f"but {why}, so treat it as unknown.", icon=":material/warning:")
         else:
             st.markdown(f"## {pred.label}")
@@ -212,11 +213,12 @@ def show_detail(clf: Classifier, item: Item) -> None:
         return
     left, right = st.columns(2, gap="large")
     with left:
-        result_card(item)
+        result_card(item, clf.classes)
         image_pair(clf, item)
     with right:
         probability_chart(item.prediction)
         follow_up_card(clf, item)
+        other_task_card(clf, item)
     cam_panel(clf, item)
 
 
@@ -248,6 +250,29 @@ def follow_up_card(clf: Classifier, item: Item) -> None:
         else:
             st.markdown(f"### {second.label}")
             st.progress(second.confidence, text=f"{second.confidence:.1%} (calibrated probability of {second.label})")
+
+
+def other_task_card(clf: Classifier, item: Item) -> None:
+    """For an unfamiliar image: the other shipped tasks whose model recognises it, with a button to switch."""
+    if item.prediction.in_distribution:
+        return
+    others = {t: classifier(t) for t in shipped_tasks() if t != clf.spec.name}
+    matches = recognising_tasks(item.image, others)
+    if not matches:
+        return
+    with st.container(border=True, key="other_tasks"):
+        st.markdown("**Another model knows images like this one**")
+        for task, pred in matches:
+            spec = get_task(task)
+            st.caption(f"It is familiar to the {spec.title} model ({', '.join(spec.classes)}), "
+                       f"which would call it {pred.label} ({pred.confidence:.0%}).")
+            st.button(f"Open it in {spec.title}", key=f"switch_{task}", on_click=switch_task, args=(task,),
+                      icon=":material/swap_horiz:")
+
+
+def switch_task(task: str) -> None:
+    """Button callback: show the same uploads (or example) under another task."""
+    st.session_state["task"] = task
 
 
 def table_row(item: Item) -> dict:

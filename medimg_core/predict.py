@@ -103,6 +103,20 @@ class Classifier:
         return compute_cam(self.model, self.model.cam_layer, x, method, target_idx)
 
 
+def recognising_tasks(image: np.ndarray, others: dict[str, Classifier]) -> list[tuple[str, Prediction]]:
+    """The other tasks whose model finds the image in-distribution, most familiar first.
+
+    Where an image is flagged as unfamiliar by one task (a brain MRI sent to the scan-type
+    model), these are the tasks worth suggesting instead.
+    """
+    found = []
+    for task, clf in others.items():
+        pred = clf.predict(image)
+        if pred.in_distribution:
+            found.append((task, pred, pred.ood_score / clf.ood.threshold))
+    return [(task, pred) for task, pred, _ in sorted(found, key=lambda t: t[2])]
+
+
 def model_path(task: str) -> Path:
     """The shipped checkpoint of a task."""
     return default_model_path(task)

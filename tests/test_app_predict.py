@@ -108,7 +108,7 @@ def test_dicom_upload_is_read(scans):
     at = upload(open_predict(), ("hand.dcm", data, "application/dicom"))
     assert not at.error
     assert "#### hand.dcm" in markdown(at)
-    assert f"## {expected.label}" in markdown(at) or "## Unknown scan type" in markdown(at)
+    assert f"## {expected.label}" in markdown(at) or "## Not recognised" in markdown(at)
     assert chart_keys(at) == ["prob_chart", "raw_heatmap"]
 
 
@@ -121,8 +121,8 @@ def test_large_image_is_shown_and_classified(samples):
 
 def test_unfamiliar_image_warns_instead_of_a_label(samples):
     at = upload(open_predict(), ("noise.png", samples.noise_png(), "image/png"))
-    assert "## Unknown scan type" in markdown(at)
-    assert "does not look like any of the scan types this model knows" in at.warning[0].value
+    assert "## Not recognised" in markdown(at)
+    assert "does not look like the images this model knows** (AbdomenCT, BreastMRI, CXR" in at.warning[0].value
     assert not any(m == f"## {c}" for m in markdown(at) for c in CLASSES)
 
 
@@ -262,3 +262,34 @@ def test_a_recognised_chest_xray_also_gets_the_pneumonia_models_verdict(scans):
 def test_other_scan_types_get_no_second_step(scans):
     at = upload(open_predict(), ("hand.jpeg", scans["Hand"], "image/jpeg"))
     assert not any("Second step" in m for m in markdown(at))
+
+
+@pytest.fixture
+def brain_mri(brain_images) -> bytes:
+    """A real brain MRI slice that the modality model flags as unfamiliar and the brain model accepts."""
+    from medimg_core import load_classifier, read_image
+
+    modality, brain = load_classifier("modality"), load_classifier("brain-tumor")
+    for images in brain_images.values():
+        for data in images:
+            image = read_image(data)
+            if not modality.predict(image).in_distribution and brain.predict(image).in_distribution:
+                return data
+    pytest.fail("no brain MRI among the first ones is flagged by the modality model and accepted by the brain model")
+
+
+@pytest.mark.skipif("brain-tumor" not in shipped_tasks(), reason="no brain tumour model installed")
+def test_a_brain_mri_under_the_scan_type_task_is_flagged_and_sent_to_the_brain_task(brain_mri):
+    at = upload(open_predict(), ("brain.jpg", brain_mri, "image/jpeg"))
+    assert any("does not look like the images this model knows" in w.value for w in at.warning)
+    assert "Another model knows images like this one" in "\n".join(markdown(at))
+    at.button(key="switch_brain-tumor").click().run()
+    assert not at.exception
+    assert at.selectbox(key="task").value == "brain-tumor"
+    assert any(f"### {c}" in m for m in markdown(at) for c in get_task("brain-tumor").classes) or at.warning
+
+
+@pytest.mark.skipif("brain-tumor" not in shipped_tasks(), reason="no brain tumour model installed")
+def test_a_familiar_scan_gets_no_suggestion_of_another_task(scans):
+    at = upload(open_predict(), ("hand.jpeg", scans["Hand"], "image/jpeg"))
+    assert "Another model knows images like this one" not in "\n".join(markdown(at))

@@ -32,7 +32,7 @@ def images(request, samples) -> list[tuple[str, bytes]]:
 def expected_heading(data: bytes) -> str:
     """The result-card heading the page must show for an image, according to the core."""
     pred = load_classifier("modality").predict(read_image(data))
-    return "Unknown scan type" if flag(pred) else pred.label
+    return "Not recognised" if flag(pred) else pred.label
 
 
 def expected_overlay(data: bytes) -> np.ndarray:
