@@ -89,6 +89,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--image-size", type=int, help="input side in pixels (default: the task's own)")
     p.add_argument("--augment-strength", type=float, default=1.0, help="scale every augmentation range (default 1)")
     p.add_argument("--balance", action="store_true", help="weight the loss by inverse class frequency")
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -142,7 +143,8 @@ def train_config(args) -> TrainConfig:
         raise ValueError("give either --init or --pretrained, not both")
     return TrainConfig(task=args.task, architecture=args.architecture, width=64 if args.architecture == "resnet18" else args.width,
                        dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       weight_decay=args.weight_decay, augment=args.augment, augment_strength=args.augment_strength, balance=args.balance,
+                       weight_decay=args.weight_decay, augment=args.augment, augment_strength=args.augment_strength,
+                       image_size=args.image_size, balance=args.balance,
                        val_fraction=args.val_fraction, max_per_class=args.max_per_class, seed=args.seed,
                        baseline=args.baseline, init=args.init or args.pretrained)
 

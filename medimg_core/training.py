@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     augment: bool = True
+    image_size: int | None = None  # input side in pixels (default: the task's own)
     augment_strength: float = 1.0  # scales every augmentation range (0.5: half the rotation, zoom, contrast...)
     balance: bool = False  # weight the loss by inverse class frequency
     val_fraction: float = 0.1
@@ -146,6 +147,10 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
           command: str = "", progress: bool = True) -> tuple[Classifier, dict]:
     """Train, calibrate and card a model for cfg.task; writes <out> and its card when out is given."""
     spec = get_task(cfg.task)
+    if cfg.image_size is not None and not 16 <= cfg.image_size <= 512:
+        raise ValueError(f"--image-size must be between 16 and 512 pixels, not {cfg.image_size}")
+    if cfg.image_size and cfg.image_size != spec.image_size:  # the checkpoint saves the spec, so predict follows
+        spec = replace(spec, image_size=cfg.image_size)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     ds = limit_per_class(load_dataset(spec, data_path), cfg.max_per_class, cfg.seed)
