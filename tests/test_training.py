@@ -145,3 +145,45 @@ def test_benchmark_command_updates_the_latency_in_a_given_card(tiny_model, tmp_p
 def test_pretrained_imagenet_is_the_same_as_init_imagenet_and_not_both(capsys):
     assert main(["train", "--task", "modality", "--init", "x.pt", "--pretrained", "imagenet"]) == 2
     assert "either --init or --pretrained" in capsys.readouterr().err
+
+
+def test_a_tiny_pneumonia_run_chooses_a_threshold_and_reports_auc(tmp_path, capsys):
+    from tests.conftest import shared_file
+
+    data, out = shared_file("pneumoniamnist.npz"), tmp_path / "pneumonia.pt"
+    assert main(["train", "--task", "pneumonia", "--data", str(data), "--epochs", "2", "--max-per-class", "80",
+                 "--batch-size", "32", "--balance", "--no-baseline", "--out", str(out)]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["data"]["split"] == "official train/val split" and card["training"]["config"]["balance"]
+    assert 0 < card["operating_threshold"]["threshold"] <= 1 and card["validation"]["auc"] > 0.5
+    assert main(["evaluate", "--task", "pneumonia", "--data", str(data), "--split", "val", "--model", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["n"] == 524 and result["auc"] > 0.5
+
+
+def test_a_tiny_brain_tumour_run_works_at_128_pixels(tmp_path, brain_images):
+    from medimg_core import read_image
+    from tests.conftest import shared_file
+
+    out = tmp_path / "brain-tumor.pt"
+    assert main(["train", "--task", "brain-tumor", "--data", str(shared_file("brain-tumor-mri-training.tar.gz")),
+                 "--epochs", "1", "--max-per-class", "20", "--batch-size", "16", "--no-baseline", "--out", str(out)]) == 0
+    clf = load_classifier("brain-tumor", out)
+    assert clf.card["input"]["size"] == [128, 128] and clf.card["data"]["validation"] >= 4
+    image = read_image(brain_images["glioma"][0])
+    assert clf.predict(image).label in clf.classes
+    assert clf.explain(image).shape == (128, 128)
+
+
+def test_another_input_size_is_saved_with_the_model_and_used_to_predict(mednist, tmp_path):
+    out = tmp_path / "small.pt"
+    assert main(["train", "--task", "modality", "--data", str(mednist), "--image-size", "32", "--epochs", "1",
+                 "--max-per-class", "20", "--batch-size", "32", "--no-baseline", "--out", str(out)]) == 0
+    clf = load_classifier("modality", out)
+    assert clf.spec.image_size == 32 and clf.card["input"]["size"] == [32, 32]
+    assert clf.explain(np.random.default_rng(0).random((100, 80), dtype=np.float32)).shape == (32, 32)
+
+
+def test_an_absurd_input_size_is_a_one_line_error(capsys):
+    assert main(["train", "--task", "modality", "--image-size", "4"]) == 2
+    assert "between 16 and 512" in capsys.readouterr().err
