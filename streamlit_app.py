@@ -14,6 +14,7 @@ PAGES = [
     st.Page(home, title="Home", icon=":material/home:", default=True, url_path=home_parts.HOME_URL_PATH),
     st.Page("app_pages/predict.py", title="Predict", icon=":material/radiology:"),
     st.Page("app_pages/explorer.py", title="Dataset explorer", icon=":material/scatter_plot:"),
+    st.Page("app_pages/models.py", title="Models", icon=":material/leaderboard:"),
     st.Page("app_pages/background.py", title="MRI vs CT vs X-ray", icon=":material/menu_book:"),
     st.Page("app_pages/presentation.py", title="Presentation", icon=":material/slideshow:"),
 ]

@@ -177,3 +177,15 @@ def slide_deck(task: str, model: int, archive: str | None, stamp: int | None) ->
     others = {t: model_card(t) for t in shipped_tasks() if t != task}
     return build_pptx(build_slides(model_card(task), get_task(task), examples, counts, others or None,
                                    [spec for name, spec in TASKS.items() if name not in shipped_tasks()]))
+
+
+# --- Models page ------------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def compared_models(task: str, folder: str, stamp: int) -> tuple[list[dict], dict | None]:
+    """The task's model cards (shipped first) and its search record; `folder` and `stamp` key a model change."""
+    from medimg_core.compare import compared_cards
+    from medimg_core.search import read_search
+
+    return compared_cards(task), read_search(task)

@@ -16,7 +16,8 @@ HOME_URL_PATH = "home"  # url_path of the home page; a Page with it routes to th
 INTRO = (
     "medimg recognises what kind of medical image it is shown: drop an X-ray, CT or MRI image into **Predict** and "
     "it names the scan type, says how sure it is and shows where it looked (Grad-CAM). "
-    "The other pages show the data it learned from, how the three imaging methods differ, and the model's numbers "
+    "It also screens chest X-rays for pneumonia and sorts brain MRI slices by tumour type. "
+    "The other pages show the data it learned from, how the models compare, how the three imaging methods differ, and the model's numbers "
     "and limits as a presentation with downloadable slides."
 )
 NOT_A_DEVICE = (f"**{DISCLAIMER}** It has not been validated for clinical use; never use it to make decisions about "
@@ -24,6 +25,8 @@ NOT_A_DEVICE = (f"**{DISCLAIMER}** It has not been validated for clinical use; n
 DESCRIPTIONS = {  # by url_path; pages not listed get no description
     "predict": "Classify your own scans or random examples; see the confidence and the Grad-CAM heatmap.",
     "explorer": "Class counts, galleries, the embedding map and the validation errors of the dataset.",
+    "models": "Every task's compared models side by side: accuracy, F1, AUC, size, CPU speed, training time, "
+              "confusion matrices, training curves and the hyperparameter search.",
     "background": "How MRI, CT and X-ray make an image, radiation and contrast agents, typical uses; "
                   "real examples and what the model attends to.",
     "presentation": "The project in six steps for a projector, with speaker notes and a one-click slide deck (PPTX).",

@@ -16,19 +16,23 @@ from .checkpoint import default_model_path, models_dir, read_card
 
 
 def model_name(card: dict) -> str:
-    """A short human name: architecture, width and how it was initialised."""
+    """A short human name: architecture, width, initialisation and the settings that differ from the defaults."""
     cfg = card.get("training", {}).get("config", {})
     model = card.get("model", {})
     arch = model.get("architecture", cfg.get("architecture", "?"))
-    name = f"{arch} (width {model.get('width')})" if arch == "compact-cnn" else arch
-    init = cfg.get("init")
-    if init:
-        name += f", fine-tuned from {Path(init).stem}"
-    else:
-        name += ", from scratch"
+    parts = [f"{arch} (width {model.get('width')})" if arch == "compact-cnn" else arch]
+    parts.append(f"fine-tuned from {Path(cfg['init']).stem}" if cfg.get("init") else "from scratch")
+    if cfg.get("augment") is False:
+        parts.append("no augmentation")
+    elif cfg.get("augment_strength", 1.0) != 1.0:
+        parts.append(f"augmentation x{cfg['augment_strength']:g}")
+    if cfg.get("balance"):
+        parts.append("class-weighted loss")
+    if cfg.get("image_size"):
+        parts.append(f"{cfg['image_size']} px")
     if cfg.get("max_per_class"):
-        name += f", subset of {cfg['max_per_class']}/class"
-    return name
+        parts.append(f"subset of {cfg['max_per_class']}/class")
+    return ", ".join(parts)
 
 
 def compared_cards(task: str) -> list[dict]:

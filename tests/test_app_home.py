@@ -29,7 +29,7 @@ def test_home_says_what_the_app_is_and_that_it_is_not_a_diagnostic_device():
     assert at.title[0].value.startswith("medimg")
     assert "not a diagnostic device" in at.warning[0].value
     links = {link.proto.label.strip("*") for link in at.get("page_link")}
-    assert {"Predict", "Dataset explorer", "MRI vs CT vs X-ray", "Presentation"} <= links
+    assert {"Predict", "Dataset explorer", "Models", "MRI vs CT vs X-ray", "Presentation"} <= links
     assert "Home" not in links
 
 

@@ -1,0 +1,42 @@
+"""Models page: for each task, the compared models side by side, read from their model cards."""
+import streamlit as st
+
+from medimg_app import cache
+from medimg_app import models_widgets as mw
+from medimg_core import TASKS
+from medimg_core.checkpoint import default_model_path, models_dir
+from medimg_core.compare import comparison_table, search_table, training_curves
+
+st.title("Models")
+st.caption("Every number here is read from the model cards in `assets/models/`: validation metrics on each model's "
+           "own held-out split, CPU latency of one image on the machine that measured it, and training time.")
+task = st.selectbox("Task", list(TASKS), format_func=cache.task_title, key="models_task")
+path = default_model_path(task)
+cards, search = cache.compared_models(task, str(models_dir()), path.stat().st_mtime_ns if path.is_file() else 0)
+if not cards:
+    st.info(f"No model of this task is installed yet. Train one with `python -m medimg_core train --task {task}`.")
+    st.stop()
+
+st.subheader("Compared models")
+mw.comparison_frame(comparison_table(cards), key="models_table")
+if not cards[0]["shipped"]:
+    st.warning("No shipped model: these are comparison runs only.")
+st.caption("Two-class tasks: accuracy, sensitivity and specificity at the operating threshold chosen on validation. "
+           "Models on a subset were validated on their own (smaller) split, so compare them with care.")
+
+st.subheader("Confusion matrices (validation)")
+mw.confusion_grid(cards)
+
+st.subheader("Training curves")
+mw.curves_section(training_curves(cards), key="models_curves")
+
+st.subheader("Hyperparameter search")
+if search is None:
+    st.info(f"No search recorded for this task. Run one with `python -m medimg_core search --task {task} --vary lr=1e-3,3e-3 ...`.")
+else:
+    st.markdown(f"{search['strategy'].capitalize()}, {len(search['runs'])} runs on {search['images']:,} images "
+                f"({search['validation']:,} for validation), best first. Command: `{search['command']}`")
+    mw.comparison_frame(search_table(search), key="models_search_table")
+    with st.expander("Curves of the search runs"):
+        runs = [{"name": r["label"], "training": {"history": r["history"]}} for r in search["runs"]]
+        mw.curves_section(training_curves(runs), key="models_search_curves")

@@ -1,0 +1,55 @@
+"""Models page components: the comparison table, confusion matrices and training curves."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from medimg_app.explorer_widgets import confusion_figure
+
+METRIC_LABELS = {"val_accuracy": "validation accuracy", "val_auc": "validation AUC", "val_loss": "validation loss",
+                 "train_loss": "training loss"}
+PERCENT = ["accuracy", "sensitivity", "specificity"]
+
+
+def comparison_frame(table: pd.DataFrame, key: str) -> None:
+    """The models side by side, numbers formatted for reading."""
+    config = {c: st.column_config.NumberColumn(c, format="percent") for c in PERCENT if c in table}
+    config.update({c: st.column_config.NumberColumn(c, format="%.4f") for c in ("macro-F1", "AUC") if c in table})
+    config.update({"parameters": st.column_config.NumberColumn("parameters", format="localized"),
+                   "shipped": st.column_config.CheckboxColumn("shipped"),
+                   "training s": st.column_config.NumberColumn("training s", format="%.0f")})
+    st.dataframe(table, hide_index=True, column_config=config, key=key)
+
+
+def confusion_grid(cards: list[dict], columns: int = 3) -> None:
+    """One validation confusion matrix per model that recorded one."""
+    with_cm = [c for c in cards if "confusion_matrix" in c.get("validation", {})]
+    for start in range(0, len(with_cm), columns):
+        for col, card in zip(st.columns(columns), with_cm[start:start + columns]):
+            v = card["validation"]
+            col.markdown(f"**{card['name']}**  \n{v['n']:,} validation images, accuracy {v['accuracy']:.2%}")
+            col.plotly_chart(confusion_figure(np.asarray(v["confusion_matrix"]), card["classes"]),
+                             key=f"models_cm_{card['file']}")
+
+
+def curves_figure(curves: pd.DataFrame, metric: str):
+    """One metric per epoch, a line per model."""
+    data = curves[curves.metric == metric]
+    fig = px.line(data, x="epoch", y="value", color="model", markers=True,
+                  labels={"value": METRIC_LABELS.get(metric, metric)})
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25))
+    if metric in ("val_accuracy", "val_auc"):
+        fig.update_yaxes(tickformat=".1%" if metric == "val_accuracy" else ".3f")
+    return fig
+
+
+def curves_section(curves: pd.DataFrame, key: str) -> None:
+    """Validation accuracy (or AUC) and losses per epoch, side by side."""
+    if curves.empty:
+        st.info("No per-epoch history was recorded for these models.")
+        return
+    metrics = [m for m in ("val_accuracy", "val_auc", "val_loss", "train_loss") if (curves.metric == m).any()]
+    chosen = st.segmented_control("Curve", metrics, default=metrics[0], format_func=METRIC_LABELS.get, key=f"{key}_metric")
+    st.plotly_chart(curves_figure(curves, chosen or metrics[0]), key=f"{key}_chart")

@@ -1,0 +1,58 @@
+"""AppTest tests of the Models page: compared models, confusion matrices, curves and the search, from cards."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from medimg_app.cache import shipped_tasks
+from medimg_core.compare import compared_cards
+
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "models.py")
+
+
+def open_models(task: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["models_task"] = task
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("task", shipped_tasks())
+def test_each_shipped_task_shows_its_models_side_by_side(task):
+    at = open_models(task)
+    table = at.dataframe[0].value
+    cards = compared_cards(task)
+    assert table["model"].tolist() == [c["name"] for c in cards] and table["shipped"].tolist()[0]
+    assert table["accuracy"].iloc[0] == cards[0]["validation"]["accuracy"]
+    assert {"macro-F1", "AUC", "parameters", "CPU ms/image", "training s"} <= set(table.columns)
+    assert len(at.get("plotly_chart")) >= len(cards) + 1  # a confusion matrix per model, and the curves
+
+
+def test_a_two_class_task_shows_sensitivity_and_specificity():
+    if "pneumonia" not in shipped_tasks():
+        pytest.skip("no pneumonia model installed")
+    table = open_models("pneumonia").dataframe[0].value
+    assert table["sensitivity"].iloc[0] > 0.5 and table["specificity"].iloc[0] > 0.5
+
+
+def test_a_task_without_models_says_how_to_train_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDIMG_MODELS_DIR", str(tmp_path))
+    at = open_models("brain-tumor")
+    assert "python -m medimg_core train --task brain-tumor" in at.info[0].value
+    assert not at.dataframe
+
+
+def test_a_recorded_search_is_listed_best_first(tiny_search, tiny_model, monkeypatch):
+    folder = tiny_search.parent.parent
+    shutil.copy(tiny_model, folder / "modality.pt")
+    shutil.copy(tiny_model.with_suffix(".json"), folder / "modality.json")
+    monkeypatch.setenv("MEDIMG_MODELS_DIR", str(folder))
+    at = open_models("modality")
+    search = at.dataframe[1].value
+    assert sorted(search["change from base"]) == ["base", "width=8"]
+    assert search["accuracy"].is_monotonic_decreasing
+    assert any("One factor at a time, 2 runs" in m.value for m in at.markdown)
