@@ -58,3 +58,21 @@ def test_shipped_pneumonia_model_on_a_fixed_sample_of_its_validation_split():
     metrics = compute_metrics(probs, ds.labels[idx], clf.classes, clf.label_indices(probs))
     assert metrics["auc"] >= 0.97 and metrics["accuracy"] >= 0.9, metrics
     assert clf.card["operating_threshold"]["class"] == "pneumonia"
+
+
+def test_shipped_brain_tumour_model_on_a_fixed_sample_of_its_validation_split():
+    from medimg_core.checkpoint import ASSETS_DIR
+    from medimg_core.explore import model_split
+    from tests.conftest import shared_file
+
+    path = ASSETS_DIR / "brain-tumor.pt"
+    if not path.is_file():
+        pytest.skip("no brain tumour model is shipped")
+    clf = load_classifier("brain-tumor", path)
+    ds = load_dataset(clf.spec, shared_file("brain-tumor-mri-training.tar.gz"))
+    val = np.flatnonzero(model_split(ds, clf.card) == "val")
+    idx = val[stratified_sample(ds.labels[val], 400, seed=0)]
+    probs, _, _ = clf.infer(torch.from_numpy(ds.images[idx]))
+    metrics = compute_metrics(probs, ds.labels[idx], clf.classes)
+    assert metrics["n"] == 400 and metrics["accuracy"] >= 0.93, metrics["confusion_matrix"]
+    assert clf.card["input"]["size"] == [128, 128]
