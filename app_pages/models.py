@@ -28,6 +28,8 @@ st.subheader("Confusion matrices (validation)")
 mw.confusion_grid(cards)
 
 st.subheader("Training curves")
+st.caption("Per epoch on the validation split; accuracy here is of the most probable class (two-class models are "
+           "scored in the table at their chosen threshold instead). The kept weights are those of the best epoch.")
 mw.curves_section(training_curves(cards), key="models_curves")
 
 st.subheader("Hyperparameter search")

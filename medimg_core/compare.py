@@ -58,9 +58,9 @@ def comparison_table(cards: list[dict]) -> pd.DataFrame:
             "model": c["name"], "shipped": c["shipped"],
             "accuracy": v.get("accuracy"), "macro-F1": v.get("macro_f1"), "AUC": v.get("auc"),
             "sensitivity": sensitivity_specificity(c)[0], "specificity": sensitivity_specificity(c)[1],
-            "validation images": v.get("n"), "parameters": c.get("model", {}).get("parameters"),
-            "CPU ms/image": c.get("speed", {}).get("predict_ms_median"),
-            "training s": t.get("seconds"), "epochs": cfg.get("epochs"), "best epoch": t.get("best_epoch"),
+            "parameters": c.get("model", {}).get("parameters"), "CPU ms/image": c.get("speed", {}).get("predict_ms_median"),
+            "training s": t.get("seconds"), "validation images": v.get("n"), "epochs": cfg.get("epochs"),
+            "best epoch": t.get("best_epoch"),
             "lr": cfg.get("lr"), "augment": cfg.get("augment"), "card": c["file"],
         })
     table = pd.DataFrame(rows)
