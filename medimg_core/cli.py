@@ -149,34 +149,8 @@ def train_config(args) -> TrainConfig:
                        baseline=args.baseline, init=args.init or args.pretrained)
 
 
-def parse_space(items: list[str]) -> dict[str, list]:
-    """NAME=V1,V2 strings -> {name: [typed values]} of TrainConfig fields."""
-    types = {"lr": float, "width": int, "dropout": float, "weight_decay": float, "architecture": str,
-             "augment": parse_bool, "augment_strength": float, "balance": parse_bool, "init": lambda v: None if v.lower() == "none" else v}
-    space = {}
-    for item in items:
-        name, _, values = item.partition("=")
-        name = name.strip().replace("-", "_")
-        if name not in types or not values:
-            raise ValueError(f"--vary {item!r}: expected NAME=V1,V2 with NAME one of {', '.join(types)}")
-        try:
-            space[name] = [types[name](v.strip()) for v in values.split(",")]
-        except ValueError as err:
-            raise ValueError(f"--vary {item!r}: {err}") from None
-    return space
-
-
-def parse_bool(value: str) -> bool:
-    """true/false, yes/no, on/off, 1/0."""
-    if value.lower() in ("true", "yes", "on", "1"):
-        return True
-    if value.lower() in ("false", "no", "off", "0"):
-        return False
-    raise ValueError(f"{value!r} is not true or false")
-
-
 def cmd_search(args) -> int:
-    from .search import search, search_path, write_search
+    from .search import parse_space, search, search_path, write_search
 
     record = search(train_config(args), parse_space(args.vary), args.data, grid=args.grid, command=args.command_line)
     out = write_search(record, args.out or search_path(args.task))
@@ -317,5 +291,6 @@ def cmd_embed(args) -> int:
     return 0
 
 
-COMMANDS = {"download": cmd_download, "train": cmd_train, "search": cmd_search, "calibrate": cmd_calibrate, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "embed": cmd_embed, "benchmark": cmd_benchmark, "info": cmd_info}
+COMMANDS = {"download": cmd_download, "train": cmd_train, "search": cmd_search, "calibrate": cmd_calibrate,
+            "evaluate": cmd_evaluate, "predict": cmd_predict, "embed": cmd_embed, "benchmark": cmd_benchmark,
+            "info": cmd_info}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -18,7 +19,38 @@ from .checkpoint import models_dir
 from .tasks import get_task
 from .training import TrainConfig, train
 
-SEARCHABLE = ("lr", "width", "augment", "augment_strength", "init", "dropout", "weight_decay", "balance", "architecture")
+
+
+def parse_bool(value: str) -> bool:
+    """true/false, yes/no, on/off, 1/0."""
+    if value.lower() in ("true", "yes", "on", "1"):
+        return True
+    if value.lower() in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+# the TrainConfig fields a search may vary, with how to read each from the command line
+SEARCHABLE: dict[str, Callable[[str], object]] = {
+    "lr": float, "width": int, "augment": parse_bool, "augment_strength": float,
+    "init": lambda v: None if v.lower() == "none" else v, "dropout": float, "weight_decay": float,
+    "balance": parse_bool, "architecture": str,
+}
+
+
+def parse_space(items: list[str]) -> dict[str, list]:
+    """NAME=V1,V2 strings (the CLI's --vary) -> {name: [typed values]}."""
+    space = {}
+    for item in items:
+        name, _, values = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if name not in SEARCHABLE or not values:
+            raise ValueError(f"--vary {item!r}: expected NAME=V1,V2 with NAME one of {', '.join(SEARCHABLE)}")
+        try:
+            space[name] = [SEARCHABLE[name](v.strip()) for v in values.split(",")]
+        except ValueError as err:
+            raise ValueError(f"--vary {item!r}: {err}") from None
+    return space
 
 
 def configurations(base: TrainConfig, space: dict[str, list], grid: bool = False) -> list[TrainConfig]:
