@@ -153,13 +153,17 @@ def heatmap_figure(heat: np.ndarray) -> go.Figure:
     return fig
 
 
-def cam_controls(classes: tuple[str, ...], predicted: str) -> tuple[str, str | None, float]:
-    """Method, target class (None = predicted) and opacity widgets."""
+def cam_controls(classes: tuple[str, ...], task: str) -> tuple[str, str | None, float]:
+    """Method, target class (None = predicted) and opacity widgets.
+
+    The target's options are fixed per task (keyed by it), so a new image or another task never
+    shows a stale label.
+    """
     c1, c2, c3 = st.columns(3)
     method = c1.selectbox("Heatmap method", list(CAM_METHODS), key="cam_method",
                           help=f"{', '.join(GRADIENT_FREE)} need no gradients but run the model many times: slower.")
-    target = c2.selectbox("Explain the class", [PREDICTED, *classes], key="cam_target",
-                          format_func=lambda c: f"predicted ({predicted})" if c == PREDICTED else c)
+    target = c2.selectbox("Explain the class", [PREDICTED, *classes], key=f"cam_target_{task}",
+                          format_func=lambda c: "the predicted class" if c == PREDICTED else c)
     opacity = c3.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="cam_opacity")
     if method in GRADIENT_FREE:
         st.caption(f"{method} is gradient-free: it runs the model on many masked copies of the image, "
@@ -181,7 +185,7 @@ def image_pair(clf: Classifier, item: Item) -> None:
 def cam_panel(clf: Classifier, item: Item) -> None:
     """Grad-CAM overlay and raw heatmap for the selected image, with method/target/opacity controls."""
     st.subheader("Where the model looked")
-    method, target, opacity = cam_controls(clf.classes, item.prediction.label)
+    method, target, opacity = cam_controls(clf.classes, clf.spec.name)
     model_view = to_model_input(item.image, clf.spec.image_size)
     try:
         start = time.perf_counter()
