@@ -12,13 +12,20 @@ st.caption("Every number here is read from the model cards in `assets/models/`: 
            "own held-out split, CPU latency of one image on the machine that measured it, and training time.")
 task = st.selectbox("Task", list(TASKS), format_func=cache.task_title, key="models_task")
 path = default_model_path(task)
-cards, search = cache.compared_models(task, str(models_dir()), path.stat().st_mtime_ns if path.is_file() else 0)
+try:
+    cards, search = cache.compared_models(task, str(models_dir()), path.stat().st_mtime_ns if path.is_file() else 0)
+    table, curves = comparison_table(cards), training_curves(cards)
+    searched = search_table(search) if search else None
+except (OSError, ValueError, KeyError, TypeError) as err:
+    st.error(f"A model card or search record in `{models_dir()}` cannot be read ({type(err).__name__}: {err}). "
+             "Retrain the model or remove the damaged file.")
+    st.stop()
 if not cards:
     st.info(f"No model of this task is installed yet. Train one with `python -m medimg_core train --task {task}`.")
     st.stop()
 
 st.subheader("Compared models")
-mw.comparison_frame(comparison_table(cards), key="models_table")
+mw.comparison_frame(table, key="models_table")
 if not cards[0]["shipped"]:
     st.warning("No shipped model: these are comparison runs only.")
 st.caption("Two-class tasks: accuracy, sensitivity and specificity at the operating threshold chosen on validation. "
@@ -30,15 +37,15 @@ mw.confusion_grid(cards)
 st.subheader("Training curves")
 st.caption("Per epoch on the validation split; accuracy here is of the most probable class (two-class models are "
            "scored in the table at their chosen threshold instead). The kept weights are those of the best epoch.")
-mw.curves_section(training_curves(cards), key="models_curves")
+mw.curves_section(curves, key="models_curves")
 
 st.subheader("Hyperparameter search")
-if search is None:
+if searched is None:
     st.info(f"No search recorded for this task. Run one with `python -m medimg_core search --task {task} --vary lr=1e-3,3e-3 ...`.")
 else:
     st.markdown(f"{search['strategy'].capitalize()}, {len(search['runs'])} runs on {search['images']:,} images "
                 f"({search['validation']:,} for validation), best first. Command: `{search['command']}`")
-    mw.comparison_frame(search_table(search), key="models_search_table")
+    mw.comparison_frame(searched, key="models_search_table")
     with st.expander("Curves of the search runs"):
         runs = [{"name": r["label"], "training": {"history": r["history"]}} for r in search["runs"]]
         mw.curves_section(training_curves(runs), key="models_search_curves")

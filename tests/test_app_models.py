@@ -56,3 +56,13 @@ def test_a_recorded_search_is_listed_best_first(tiny_search, tiny_model, monkeyp
     assert sorted(search["change from base"]) == ["base", "width=8"]
     assert search["accuracy"].is_monotonic_decreasing
     assert any("One factor at a time, 2 runs" in m.value for m in at.markdown)
+
+
+def test_a_damaged_comparison_card_is_a_clear_message_not_a_crash(tiny_model, tmp_path, monkeypatch):
+    shutil.copy(tiny_model, tmp_path / "modality.pt")
+    shutil.copy(tiny_model.with_suffix(".json"), tmp_path / "modality.json")
+    (tmp_path / "comparisons").mkdir()
+    (tmp_path / "comparisons" / "modality-broken.json").write_text("{truncated")
+    monkeypatch.setenv("MEDIMG_MODELS_DIR", str(tmp_path))
+    at = open_models("modality")
+    assert "cannot be read" in at.error[0].value and not at.dataframe
