@@ -16,9 +16,9 @@ HOME_URL_PATH = "home"  # url_path of the home page; a Page with it routes to th
 INTRO = (
     "medimg recognises what kind of medical image it is shown: drop an X-ray, CT or MRI image into **Predict** and "
     "it names the scan type, says how sure it is and shows where it looked (Grad-CAM). "
-    "It also screens chest X-rays for pneumonia and sorts brain MRI slices by tumour type. "
-    "The other pages show the data it learned from, how the models compare, how the three imaging methods differ, and the model's numbers "
-    "and limits as a presentation with downloadable slides."
+    "It also sorts paediatric chest X-rays into normal and pneumonia, and brain MRI slices by tumour type. "
+    "The other pages show the data it learned from, how the models compare, how the three imaging methods differ, "
+    "and the model's numbers and limits as a presentation with downloadable slides."
 )
 NOT_A_DEVICE = (f"**{DISCLAIMER}** It has not been validated for clinical use; never use it to make decisions about "
                 "anyone's health.")

@@ -46,7 +46,7 @@ def curves_figure(curves: pd.DataFrame, metric: str):
 
 
 def curves_section(curves: pd.DataFrame, key: str) -> None:
-    """Validation accuracy (or AUC) and losses per epoch, side by side."""
+    """Validation accuracy, AUC or the losses per epoch, one at a time, chosen with a control."""
     if curves.empty:
         st.info("No per-epoch history was recorded for these models.")
         return

@@ -260,7 +260,13 @@ def other_task_card(clf: Classifier, item: Item) -> None:
     """For an unfamiliar image: the other shipped tasks whose model recognises it, with a button to switch."""
     if item.prediction.in_distribution:
         return
-    others = {t: classifier(t) for t in shipped_tasks() if t != clf.spec.name}
+    others = {}
+    for task in shipped_tasks():
+        if task != clf.spec.name:
+            try:
+                others[task] = classifier(task)
+            except (OSError, ValueError):  # a damaged model of another task must not take this page down
+                continue
     matches = recognising_tasks(item.image, others)
     if not matches:
         return
@@ -275,7 +281,7 @@ def other_task_card(clf: Classifier, item: Item) -> None:
 
 
 def switch_task(task: str) -> None:
-    """Button callback: show the same uploads (or example) under another task."""
+    """Button callback: show the same uploads under another task."""
     st.session_state["task"] = task
 
 
