@@ -63,21 +63,26 @@ def mednist_archive() -> Path | None:
     return path if path and path.is_file() else None
 
 
+def first_images(archive: Path, n_classes: int, per_class: int = PER_CLASS) -> dict[str, list[bytes]]:
+    """Bytes of the first per_class files of each <class>/ folder in a tar archive."""
+    found: dict[str, list[bytes]] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if member.isfile() and len(parts) >= 2 and len(found.setdefault(parts[-2], [])) < per_class:
+                found[parts[-2]].append(tar.extractfile(member).read())
+                if len(found) == n_classes and all(len(v) == per_class for v in found.values()):
+                    break
+    return found
+
+
 @pytest.fixture(scope="session")
 def mednist_images() -> dict[str, list[bytes]]:
     """JPEG bytes of the first few images of each Medical MNIST class (skips when the data is absent)."""
     path = mednist_archive()
     if path is None:
         pytest.skip("MedNIST.tar.gz not found in $MEDIMG_DATA_DIR")
-    found: dict[str, list[bytes]] = {}
-    with tarfile.open(path) as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if member.isfile() and len(parts) >= 2 and len(found.setdefault(parts[-2], [])) < PER_CLASS:
-                found[parts[-2]].append(tar.extractfile(member).read())
-                if len(found) == 6 and all(len(v) == PER_CLASS for v in found.values()):
-                    break
-    return found
+    return first_images(path, n_classes=6)
 
 
 @pytest.fixture(scope="session")
@@ -134,12 +139,4 @@ def tiny_search(tmp_path_factory) -> Path:
 def brain_images() -> dict[str, list[bytes]]:
     """JPEG bytes of the first few brain MRI slices of each class (skips when the archive is absent)."""
     path = shared_file("brain-tumor-mri-training.tar.gz")
-    found: dict[str, list[bytes]] = {}
-    with tarfile.open(path) as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if member.isfile() and len(parts) >= 2 and len(found.setdefault(parts[-2], [])) < PER_CLASS:
-                found[parts[-2]].append(tar.extractfile(member).read())
-                if len(found) == 4 and all(len(v) == PER_CLASS for v in found.values()):
-                    break
-    return found
+    return first_images(path, n_classes=4)
