@@ -10,7 +10,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 from PIL import Image
@@ -35,6 +34,7 @@ def main() -> None:
     import torch
 
     from medimg_core import load_classifier, read_image
+    from medimg_core.speed import timed_ms
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -45,22 +45,13 @@ def main() -> None:
     png = buf.getvalue()
     image = read_image(png)
 
-    def timed(fn, repeats: int) -> np.ndarray:
-        fn()  # warm-up
-        out = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t)
-        return np.array(out) * 1000
-
     for name, fn, n in [
         ("predict (64x64 input already read)", lambda: clf.predict(image), args.repeats),
         ("read_image + predict (512x512 PNG bytes)", lambda: clf.predict(read_image(png)), args.repeats),
         ("explain Grad-CAM", lambda: clf.explain(image, "Grad-CAM"), max(20, args.repeats // 4)),
         ("explain ScoreCAM", lambda: clf.explain(image, "ScoreCAM"), 10),
     ]:
-        ms = timed(fn, n)
+        ms = timed_ms(fn, n)
         print(f"{name}: median {np.median(ms):.2f} ms, p95 {np.percentile(ms, 95):.2f} ms over {n} "
               f"(torch threads {torch.get_num_threads()})")
 

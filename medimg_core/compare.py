@@ -54,10 +54,11 @@ def comparison_table(cards: list[dict]) -> pd.DataFrame:
     rows = []
     for c in cards:
         v, t, cfg = c.get("validation", {}), c.get("training", {}), c.get("training", {}).get("config", {})
+        sensitivity, specificity = sensitivity_specificity(c)
         rows.append({
             "model": c["name"], "shipped": c["shipped"],
             "accuracy": v.get("accuracy"), "macro-F1": v.get("macro_f1"), "AUC": v.get("auc"),
-            "sensitivity": sensitivity_specificity(c)[0], "specificity": sensitivity_specificity(c)[1],
+            "sensitivity": sensitivity, "specificity": specificity,
             "parameters": c.get("model", {}).get("parameters"), "CPU ms/image": c.get("speed", {}).get("predict_ms_median"),
             "training s": t.get("seconds"), "validation images": v.get("n"), "epochs": cfg.get("epochs"),
             "best epoch": t.get("best_epoch"),
