@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .data import Dataset, split_train_val
+from .data import Dataset
 
 OUTCOMES = ("all", "correct", "wrong", "low confidence", "out-of-distribution")
 SPLIT_NAMES = ("unused", "train", "val", "test")  # per-image split codes 0..3 (see model_split)
@@ -36,13 +36,10 @@ def model_split(ds: Dataset, card: dict) -> np.ndarray:
     if not cfg:
         return np.where(ds.split == "", "unused", ds.split).astype("<U6")
     out = np.where(np.isin(ds.split, ["", "train", "val"]), "unused", ds.split).astype("<U6")  # e.g. "test" stays
-    from .training import limit_per_class
+    from .training import training_split
 
-    # limit_per_class only indexes, so running it on positions gives the kept positions exactly
-    positions = Dataset(np.arange(len(ds)), ds.labels, ds.files, ds.split, ds.classes, ds.fingerprint)
-    kept = limit_per_class(positions, cfg.get("max_per_class"), int(cfg.get("seed", 0))).images
-    sub = ds if len(kept) == len(ds) else ds.subset(kept)
-    train_idx, val_idx = split_train_val(sub, float(cfg.get("val_fraction", 0.1)), int(cfg.get("seed", 0)))
+    _, kept, train_idx, val_idx = training_split(ds, cfg.get("max_per_class"), float(cfg.get("val_fraction", 0.1)),
+                                                 int(cfg.get("seed", 0)))
     out[kept[train_idx]] = "train"
     out[kept[val_idx]] = "val"
     return out

@@ -89,13 +89,30 @@ def imagenet_resnet18_state(model: torch.nn.Module) -> dict:
     return {f"net.{k}": v for k, v in state.items() if not k.startswith("fc.")}
 
 
+def subset_positions(labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
+    """Sorted positions of at most max_per_class random images of each class (all of them when None)."""
+    if not max_per_class:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(labels == c))[:max_per_class] for c in np.unique(labels)]
+    return np.sort(np.concatenate(keep))
+
+
 def limit_per_class(ds: Dataset, max_per_class: int | None, seed: int) -> Dataset:
     """At most max_per_class random images of each class (the whole set when None)."""
-    if not max_per_class:
-        return ds
-    rng = np.random.default_rng(seed)
-    keep = [rng.permutation(np.flatnonzero(ds.labels == c))[:max_per_class] for c in range(len(ds.classes))]
-    return ds.subset(np.sort(np.concatenate(keep)))
+    return ds.subset(subset_positions(ds.labels, max_per_class, seed)) if max_per_class else ds
+
+
+def training_split(ds: Dataset, max_per_class: int | None, val_fraction: float,
+                   seed: int) -> tuple[Dataset, np.ndarray, np.ndarray, np.ndarray]:
+    """A run's data as `train` makes it: the subset, its positions in ds, and its train and validation indices.
+
+    `recalibrate` and the explorer's `model_split` rebuild a trained model's split with it.
+    """
+    kept = subset_positions(ds.labels, max_per_class, seed)
+    sub = ds.subset(kept) if max_per_class else ds
+    train_idx, val_idx = split_train_val(sub, val_fraction, seed)
+    return sub, kept, train_idx, val_idx
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -153,8 +170,7 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
         spec = replace(spec, image_size=cfg.image_size)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    ds = limit_per_class(load_dataset(spec, data_path), cfg.max_per_class, cfg.seed)
-    train_idx, val_idx = split_train_val(ds, cfg.val_fraction, cfg.seed)
+    ds, _, train_idx, val_idx = training_split(load_dataset(spec, data_path), cfg.max_per_class, cfg.val_fraction, cfg.seed)
     tx, ty = ds.images[train_idx], torch.from_numpy(ds.labels[train_idx])
     vx, vy = ds.images[val_idx], ds.labels[val_idx]
     model_args = {"architecture": cfg.architecture, "width": cfg.width, "dropout": cfg.dropout}
@@ -292,11 +308,10 @@ def recalibrate(path: Path, data_path: str | Path | None = None, command: str = 
     model, spec, state = load_checkpoint(path)
     card = read_card(path)
     cfg = TrainConfig(**card["training"]["config"])
-    ds = limit_per_class(load_dataset(spec, data_path), cfg.max_per_class, cfg.seed)
+    ds, _, train_idx, val_idx = training_split(load_dataset(spec, data_path), cfg.max_per_class, cfg.val_fraction, cfg.seed)
     if ds.fingerprint != card["data"]["fingerprint"]:
         raise ValueError(f"the dataset's fingerprint {ds.fingerprint} differs from the one {path} was trained on "
                          f"({card['data']['fingerprint']}); recalibrate on the same data")
-    train_idx, val_idx = split_train_val(ds, cfg.val_fraction, cfg.seed)
     clf, fitted = calibrate(model, spec, ds.images[train_idx], ds.labels[train_idx], ds.images[val_idx],
                             ds.labels[val_idx], cfg.ood_quantile)
     card.update(calibration_sections(clf, fitted, ds.labels[val_idx], cfg.ood_quantile))
