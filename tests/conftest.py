@@ -140,3 +140,17 @@ def brain_images() -> dict[str, list[bytes]]:
     """JPEG bytes of the first few brain MRI slices of each class (skips when the archive is absent)."""
     path = shared_file("brain-tumor-mri-training.tar.gz")
     return first_images(path, n_classes=4)
+
+
+@pytest.fixture(scope="session")
+def brain_mri(brain_images) -> bytes:
+    """A real brain MRI slice that the modality model flags as unfamiliar and the brain model accepts."""
+    from medimg_core import load_classifier, read_image
+
+    modality, brain = load_classifier("modality"), load_classifier("brain-tumor")
+    for images in brain_images.values():
+        for data in images:
+            image = read_image(data)
+            if not modality.predict(image).in_distribution and brain.predict(image).in_distribution:
+                return data
+    pytest.fail("no brain MRI among the first ones is flagged by the modality model and accepted by the brain model")

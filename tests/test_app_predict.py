@@ -264,20 +264,6 @@ def test_other_scan_types_get_no_second_step(scans):
     assert not any("Second step" in m for m in markdown(at))
 
 
-@pytest.fixture
-def brain_mri(brain_images) -> bytes:
-    """A real brain MRI slice that the modality model flags as unfamiliar and the brain model accepts."""
-    from medimg_core import load_classifier, read_image
-
-    modality, brain = load_classifier("modality"), load_classifier("brain-tumor")
-    for images in brain_images.values():
-        for data in images:
-            image = read_image(data)
-            if not modality.predict(image).in_distribution and brain.predict(image).in_distribution:
-                return data
-    pytest.fail("no brain MRI among the first ones is flagged by the modality model and accepted by the brain model")
-
-
 @pytest.mark.skipif("brain-tumor" not in shipped_tasks(), reason="no brain tumour model installed")
 def test_a_brain_mri_under_the_scan_type_task_is_flagged_and_sent_to_the_brain_task(brain_mri):
     at = upload(open_predict(), ("brain.jpg", brain_mri, "image/jpeg"))

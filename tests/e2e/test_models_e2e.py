@@ -6,7 +6,7 @@ import re
 import pytest
 
 from medimg_app.cache import shipped_tasks
-from medimg_core import get_task, load_classifier, read_image
+from medimg_core import load_classifier, read_image
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 60_000
@@ -25,15 +25,13 @@ def test_the_models_page_shows_the_table_confusion_matrices_and_curves(browser, 
 
 
 @pytest.mark.skipif(not {"modality", "brain-tumor"} <= set(shipped_tasks()), reason="needs the modality and brain models")
-def test_a_brain_mri_is_flagged_and_one_click_opens_it_in_the_brain_task(open_page, brain_images):
-    modality, brain = load_classifier("modality"), load_classifier("brain-tumor")
-    data = next(d for images in brain_images.values() for d in images
-                if not modality.predict(read_image(d)).in_distribution and brain.predict(read_image(d)).in_distribution)
+def test_a_brain_mri_is_flagged_and_one_click_opens_it_in_the_brain_task(open_page, brain_mri):
     page = open_page()
-    page.locator("input[type=file]").first.set_input_files({"name": "brain.jpg", "mimeType": "image/jpeg", "buffer": data})
+    page.locator("input[type=file]").first.set_input_files({"name": "brain.jpg", "mimeType": "image/jpeg",
+                                                            "buffer": brain_mri})
     page.get_by_text("Another model knows images like this one").wait_for(timeout=TIMEOUT)
     page.get_by_role("button", name=re.compile("Open it in Brain tumour")).click()
-    expected = brain.predict(read_image(data))
+    expected = load_classifier("brain-tumor").predict(read_image(brain_mri))
     heading = expected.label if expected.confidence >= 0.6 else "Not recognised"
     page.get_by_role("heading", name=re.compile(heading)).first.wait_for(timeout=TIMEOUT)
     assert page.locator("[data-testid=stException]").count() == 0
