@@ -18,6 +18,7 @@ import streamlit as st
 from PIL import Image
 
 from medimg_core import ImageReadError, read_image, to_model_input
+from medimg_core.compare import sensitivity_specificity
 from medimg_core.data import DataError, dataset_path, download
 from medimg_core.explain import CAM_METHODS, GRADIENT_FREE, overlay
 from medimg_core.imaging import SUPPORTED, resize, resize_square, to_uint8
@@ -228,12 +229,11 @@ def show_detail(clf: Classifier, item: Item) -> None:
 
 def screening_summary(card: dict) -> str:
     """Validation AUC, sensitivity and specificity of a two-class model, from its card."""
-    v, positive = card.get("validation", {}), card.get("operating_threshold", {}).get("class")
-    recalls = {c: m["recall"] for c, m in v.get("per_class", {}).items()}
-    if positive not in recalls or v.get("auc") is None:
+    v = card.get("validation", {})
+    sensitivity, specificity = sensitivity_specificity(card)
+    if sensitivity is None or specificity is None or v.get("auc") is None:
         return ""
-    specificity = next(r for c, r in recalls.items() if c != positive)
-    return (f"On its validation split: AUC {v['auc']:.3f}, sensitivity {recalls[positive]:.1%}, "
+    return (f"On its validation split: AUC {v['auc']:.3f}, sensitivity {sensitivity:.1%}, "
             f"specificity {specificity:.1%} ({v['n']} images).")
 
 
