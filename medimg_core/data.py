@@ -12,20 +12,16 @@ import os
 import tarfile
 import urllib.error
 import urllib.request
-import zipfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
-from .imaging import ImageReadError, read_image, to_model_input, to_uint8
-from .tasks import TaskSpec
+from .folders import FolderError, Progress, SourceImages, iter_entries, read_folder_images
+from .imaging import to_model_input, to_uint8
+from .tasks import OTHER, DataSource, TaskSpec
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
-CACHE_VERSION = 1
-Progress = Callable[[int, int], None]  # (done, total) in bytes or items; total 0 = unknown
+CACHE_VERSION = 2
 
 
 class DataError(Exception):
@@ -36,8 +32,10 @@ class DataError(Exception):
 class Dataset:
     """Preprocessed images with integer labels.
 
-    images: N x S x S uint8 (model input size); labels: N int64 indices into classes;
-    files: N source names; split: N strings ("train", "val", "test" or "" when unsplit).
+    images: N x S x S uint8 (model input size); labels: N int64 indices into classes, where
+    len(classes) marks a foreign image (of another kind: the 'other' label); files: N source names;
+    split: N strings ("train", "val", "test" or "" when unsplit); origin: N names of the dataset each
+    image came from (one name for a single-source set), so validation can hold out whole datasets.
     """
 
     images: np.ndarray
@@ -46,16 +44,26 @@ class Dataset:
     split: np.ndarray
     classes: tuple[str, ...]
     fingerprint: str
+    origin: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            self.origin = np.full(len(self.labels), "", dtype="<U1")
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def foreign(self) -> np.ndarray:
+        """N booleans: images of another kind (label 'other')."""
+        return self.labels == len(self.classes)
+
     def subset(self, index: np.ndarray) -> "Dataset":
         """The images at `index`, as a new Dataset."""
-        index = np.asarray(index)
+        index = np.asarray(index, dtype=np.int64)
         images, labels = self.images[index], self.labels[index]
         return Dataset(images, labels, [self.files[i] for i in index], self.split[index], self.classes,
-                       fingerprint(images, labels))
+                       fingerprint(images, labels), self.origin[index])
 
 
 def data_dir() -> Path:
@@ -68,9 +76,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MEDIMG_CACHE_DIR") or Path.home() / ".cache" / "medimg" / "derived").expanduser()
 
 
-def dataset_path(spec: TaskSpec, folder: Path | None = None) -> Path | None:
-    """The task's downloaded archive, or None when it is not there yet."""
-    path = (folder or data_dir()) / spec.source.filename
+def source_of(what: TaskSpec | DataSource) -> DataSource:
+    """The data source of a task (its own dataset), or the source itself."""
+    return what.source if isinstance(what, TaskSpec) else what
+
+
+def source_name(what: TaskSpec | DataSource) -> str:
+    """The name `download` takes for it: the task's name, or the source's."""
+    return what.name if isinstance(what, TaskSpec) else (what.name or what.filename)
+
+
+def dataset_path(what: TaskSpec | DataSource, folder: Path | None = None) -> Path | None:
+    """The downloaded archive of a task (or of a data source), or None when it is not there yet."""
+    path = (folder or data_dir()) / source_of(what).filename
     return path if path.is_file() else None
 
 
@@ -84,15 +102,16 @@ def md5_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def download(
-    spec: TaskSpec,
+    spec: TaskSpec | DataSource,
     source: str | Path | None = None,
     folder: Path | None = None,
     md5: str | None = None,
     progress: Progress | None = None,
 ) -> Path:
-    """Fetch the task's archive into the data folder and return its path.
+    """Fetch a task's (or a data source's) archive into the data folder and return its path.
 
     Args:
+        spec: the task whose dataset to fetch, or a DataSource (e.g. the scan-kinds supplement).
         source: None for the public URL; a URL; or a local archive, npz or folder of the same data.
         md5: checksum to enforce; defaults to the official one for the public URL. A local copy
             is checked only when md5 is given (the development copies differ from the public files).
@@ -100,28 +119,29 @@ def download(
         DataError: no network, bad checksum, missing file, or a source that needs manual download.
     """
     folder = folder or data_dir()
-    dest = folder / spec.source.filename
+    data_source, name = source_of(spec), source_name(spec)
+    dest = folder / data_source.filename
     src = str(source) if source is not None else None
     if src is None:
-        if not spec.source.url:
-            raise DataError(spec.source.how_to_get or f"Task {spec.name} has no public download; use --from PATH.")
-        src, md5 = spec.source.url, md5 or spec.source.md5
+        if not data_source.url:
+            raise DataError(data_source.how_to_get or f"{name} has no public download; use --from PATH.")
+        src, md5 = data_source.url, md5 or data_source.md5
     folder.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
         if src.startswith(("http://", "https://")):
-            _fetch_url(src, part, progress, spec)
+            _fetch_url(src, part, progress, data_source, name)
         else:
-            _copy_local(Path(src).expanduser(), part, spec, progress)
+            _copy_local(Path(src).expanduser(), part, data_source, progress)
         if md5 and (actual := md5_file(part)) != md5:
-            raise DataError(f"Checksum mismatch for {spec.source.filename}: expected md5 {md5}, got {actual}. The file was not kept.")
+            raise DataError(f"Checksum mismatch for {data_source.filename}: expected md5 {md5}, got {actual}. The file was not kept.")
         os.replace(part, dest)  # atomic: a half-written file is never taken for complete
     finally:
         part.unlink(missing_ok=True)
     return dest
 
 
-def _fetch_url(url: str, part: Path, progress: Progress | None, spec: TaskSpec) -> None:
+def _fetch_url(url: str, part: Path, progress: Progress | None, data_source: DataSource, name: str) -> None:
     """Stream a URL into `part`, reporting bytes as they arrive."""
     try:
         with urllib.request.urlopen(url, timeout=30) as response, open(part, "wb") as out:
@@ -135,15 +155,15 @@ def _fetch_url(url: str, part: Path, progress: Progress | None, spec: TaskSpec) 
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
         raise DataError(
             f"Could not download {url} ({getattr(err, 'reason', err)}). Without network access, get "
-            f"{spec.source.filename} on another machine and run: python -m medimg_core download {spec.name} --from PATH"
+            f"{data_source.filename} on another machine and run: python -m medimg_core download {name} --from PATH"
         ) from err
 
 
-def _copy_local(src: Path, part: Path, spec: TaskSpec, progress: Progress | None) -> None:
-    """Copy a local archive, or pack a local folder or zip into the task's archive format."""
+def _copy_local(src: Path, part: Path, data_source: DataSource, progress: Progress | None) -> None:
+    """Copy a local archive, or pack a local folder or zip into the source's archive format."""
     if not src.exists():
         raise DataError(f"There is nothing at {src}.")
-    wants_tar = spec.source.filename.endswith((".tar.gz", ".tgz", ".tar"))
+    wants_tar = data_source.filename.endswith((".tar.gz", ".tgz", ".tar"))
     if src.is_dir() or (wants_tar and src.suffix.lower() == ".zip"):
         _pack_as_tar(src, part, progress)
         return
@@ -158,7 +178,10 @@ def _copy_local(src: Path, part: Path, spec: TaskSpec, progress: Progress | None
 
 def _pack_as_tar(src: Path, part: Path, progress: Progress | None) -> None:
     """Write the images of a folder or zip into a gzip tar with the same relative paths."""
-    entries = list(_iter_image_files(src))
+    try:
+        entries = list(iter_entries(src))
+    except FolderError as err:
+        raise DataError(str(err)) from None
     with tarfile.open(part, "w:gz") as tar:
         for i, (name, read) in enumerate(entries):
             data = read()
@@ -169,39 +192,16 @@ def _pack_as_tar(src: Path, part: Path, progress: Progress | None) -> None:
                 progress(i + 1, len(entries))
 
 
-def _iter_image_files(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
-    """(relative name, reader) for each image file in a folder, tar or zip, in a stable order."""
-    def keep(name: str) -> bool:
-        p = PurePosixPath(name)
-        return p.suffix.lower() in IMAGE_SUFFIXES and not any(part.startswith((".", "__MACOSX")) for part in p.parts)
-
-    if path.is_dir():
-        for f in sorted(path.rglob("*")):
-            rel = f.relative_to(path).as_posix()
-            if f.is_file() and keep(rel):
-                yield rel, f.read_bytes
-    elif path.name.lower().endswith(".zip"):
-        with zipfile.ZipFile(path) as zf:
-            for name in sorted(n for n in zf.namelist() if not n.endswith("/") and keep(n)):
-                yield name, lambda n=name: zf.read(n)
-    elif path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
-        with tarfile.open(path) as tar:  # sequential read: fast for .tar.gz
-            for member in tar:
-                if member.isfile() and keep(member.name):
-                    data = tar.extractfile(member).read()
-                    yield member.name, lambda d=data: d
-    else:
-        raise DataError(f"{path} is not a folder or an archive ({', '.join(ARCHIVE_SUFFIXES)}).")
-
-
 def load_dataset(
-    spec: TaskSpec, path: str | Path | None = None, split: str | None = None, progress: Progress | None = None
+    spec: TaskSpec, path: str | Path | None = None, split: str | None = None, progress: Progress | None = None,
+    other: bool = False,
 ) -> Dataset:
     """Read a task's data (archive, folder of <class>/<image>, or MedMNIST npz), via the disk cache.
 
     Args:
         path: the data; default: the task's archive in the data folder.
         split: for npz files, "train", "val" or "test" (default: every split in the file).
+        other: accept an `other/` folder of images of other kinds (label len(classes)), as evaluate does.
     Raises:
         DataError: missing data, a class folder the task does not know, or unreadable files.
     """
@@ -211,39 +211,75 @@ def load_dataset(
             f"The {spec.name} dataset is not downloaded. Run: python -m medimg_core download {spec.name}"
             + (" --from PATH" if not spec.source.url else "")
         )
+    raw = read_source(path, spec.image_size, spec.source.name or spec.name, spec.source.image_kind, split, progress,
+                      spec.native_size)
+    return labelled(spec, raw, path, other)
+
+
+def read_source(path: Path, size: int, origin: str, image_kind: str = "", split: str | None = None,
+                progress: Progress | None = None, native: int | None = None) -> SourceImages:
+    """Every image of an archive, folder or npz at size x size (through `native` resolution, if given),
+    with class names, datasets and kinds (cached)."""
     if not path.exists():
         raise DataError(f"There is no dataset at {path}.")
-    cached = _cache_file(spec, path, split)
+    cached = _cache_file(path, size, split, origin, image_kind, native)
     if cached and cached.is_file():
-        return _read_cache(cached, spec)
-    if path.suffix.lower() == ".npz":
-        ds = _read_npz(spec, path, split)
-    else:
-        ds = _read_image_folders(spec, path, progress)
+        return _read_cache(cached)
+    try:
+        if path.suffix.lower() == ".npz":
+            raw = _read_npz(path, size, split, origin, image_kind, native)
+        else:
+            raw = read_folder_images(path, size, origin, image_kind, progress, native)
+    except FolderError as err:
+        raise DataError(str(err)) from None
+    if raw.broken:
+        raise DataError(f"{len(raw.broken)} images in {path} cannot be read, e.g. {raw.broken[0]}")
     if cached:
-        _write_cache(cached, ds)
-    return ds
+        _write_cache(cached, raw)
+    return raw
 
 
-def _cache_file(spec: TaskSpec, path: Path, split: str | None) -> Path | None:
+def labelled(spec: TaskSpec, raw: SourceImages, path: Path, other: bool = False) -> Dataset:
+    """The task's Dataset from a source's images: class names mapped to the task's label indices."""
+    if path.suffix.lower() == ".npz":  # the labels are already numbers
+        labels = raw.folders.astype(np.int64)
+        if labels.min() < 0 or labels.max() >= spec.num_classes:
+            raise DataError(f"{path.name} has labels outside 0..{spec.num_classes - 1} for task {spec.name}.")
+    else:
+        index = {c.lower(): i for i, c in enumerate(spec.classes)} | ({OTHER: spec.num_classes} if other else {})
+        labels = np.array([index.get(f.lower(), -1) for f in raw.folders], np.int64)
+        unknown = sorted({f or "(top level)" for f, lab in zip(raw.folders, labels) if lab < 0})
+        if unknown:
+            expected = ", ".join(spec.classes) + (f" (and {OTHER} for images of other kinds)" if other else "")
+            raise DataError(f"{path} has image folders that are not classes of task {spec.name}: {', '.join(unknown)}. "
+                            f"Expected folders named: {expected}.")
+    if not len(labels):
+        raise DataError(f"No images found in {path} (expected <class>/<image> with classes {', '.join(spec.classes)}).")
+    return Dataset(raw.images, labels, list(raw.files), raw.split, spec.classes, fingerprint(raw.images, labels),
+                   raw.origins)
+
+
+def _cache_file(path: Path, size: int, split: str | None, origin: str, image_kind: str,
+                native: int | None) -> Path | None:
     """Cache location keyed by the source's identity and the preprocessing (None for folders)."""
     if path.is_dir():
         return None
     st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{spec.image_size}|{split}|{CACHE_VERSION}"
-    return cache_dir() / "datasets" / f"{spec.name}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{size}|{native}|{split}|{origin}|{image_kind}|{CACHE_VERSION}"
+    return cache_dir() / "datasets" / f"{path.name.split('.')[0]}-{size}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
 
 
-def _read_cache(file: Path, spec: TaskSpec) -> Dataset:
+def _read_cache(file: Path) -> SourceImages:
     with np.load(file, allow_pickle=False) as z:
-        return Dataset(z["images"], z["labels"], z["files"].tolist(), z["split"], spec.classes, str(z["fingerprint"]))
+        return SourceImages(z["images"], z["folders"], z["files"].tolist(), z["origins"], z["kinds"], z["split"], [])
 
 
-def _write_cache(file: Path, ds: Dataset) -> None:
+def _write_cache(file: Path, raw: SourceImages) -> None:
     """Write atomically so a crash never leaves a half-written cache behind."""
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_name(file.name + f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, images=ds.images, labels=ds.labels, files=np.array(ds.files), split=ds.split, fingerprint=ds.fingerprint)
+    np.savez(tmp, images=raw.images, folders=raw.folders, files=np.array(raw.files), origins=raw.origins,
+             kinds=raw.kinds, split=raw.split)
     os.replace(tmp, file)
 
 
@@ -254,44 +290,9 @@ def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
-def _class_index(spec: TaskSpec) -> dict[str, int]:
-    return {c.lower(): i for i, c in enumerate(spec.classes)}
-
-
-def _read_image_folders(spec: TaskSpec, path: Path, progress: Progress | None) -> Dataset:
-    """Read <...>/<class>/<image> entries; the class is the image's parent folder."""
-    index = _class_index(spec)
-    images, labels, files, unknown, broken = [], [], [], set(), []
-    for name, read in _iter_image_files(path):
-        parts = PurePosixPath(name).parts
-        label = index.get(parts[-2].lower()) if len(parts) >= 2 else None
-        if label is None:
-            unknown.add(parts[-2] if len(parts) >= 2 else "(top level)")
-            continue
-        try:
-            images.append(to_uint8(to_model_input(read_image(read()), spec.image_size)))
-        except ImageReadError as err:
-            broken.append(f"{name}: {err}")
-            continue
-        labels.append(label)
-        files.append(name)
-        if progress and len(files) % 500 == 0:
-            progress(len(files), 0)
-    if unknown:
-        raise DataError(
-            f"{path} has image folders that are not classes of task {spec.name}: {', '.join(sorted(unknown))}. "
-            f"Expected folders named: {', '.join(spec.classes)}."
-        )
-    if broken:
-        raise DataError(f"{len(broken)} images in {path} cannot be read, e.g. {broken[0]}")
-    if not files:
-        raise DataError(f"No images found in {path} (expected <class>/<image> with classes {', '.join(spec.classes)}).")
-    imgs, labs = np.stack(images), np.array(labels, np.int64)
-    return Dataset(imgs, labs, files, np.full(len(files), "", dtype="<U5"), spec.classes, fingerprint(imgs, labs))
-
-
-def _read_npz(spec: TaskSpec, path: Path, split: str | None) -> Dataset:
-    """Read a MedMNIST npz (`<split>_images`, `<split>_labels`), resized to the task's input."""
+def _read_npz(path: Path, size: int, split: str | None, origin: str, image_kind: str,
+              native: int | None = None) -> SourceImages:
+    """Read a MedMNIST npz (`<split>_images`, `<split>_labels`), resized to size x size."""
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -306,14 +307,14 @@ def _read_npz(spec: TaskSpec, path: Path, split: str | None) -> Dataset:
         images, labels, files, names = [], [], [], []
         for s in chosen:
             raw, lab = z[f"{s}_images"], z[f"{s}_labels"].reshape(-1).astype(np.int64)
-            if lab.size and (lab.min() < 0 or lab.max() >= spec.num_classes):
-                raise DataError(f"{path.name} has labels outside 0..{spec.num_classes - 1} for task {spec.name}.")
-            images.append(_resize_stack(raw, spec.image_size))
+            images.append(_resize_stack(raw, size, native))
             labels.append(lab)
             files += [f"{path.name}:{s}/{i}" for i in range(len(lab))]
             names += [s] * len(lab)
-    imgs, labs = np.concatenate(images), np.concatenate(labels)
-    return Dataset(imgs, labs, files, np.array(names, dtype="<U5"), spec.classes, fingerprint(imgs, labs))
+    labs = np.concatenate(labels)
+    n = len(labs)
+    return SourceImages(np.concatenate(images), labs.astype(str), files, np.full(n, origin), np.full(n, image_kind or ""),
+                        np.array(names, dtype="<U5"), [])
 
 
 def default_npz_split(path: Path) -> str:
@@ -325,13 +326,13 @@ def default_npz_split(path: Path) -> str:
         raise DataError(f"{path} is not a readable .npz file ({err}).") from err
 
 
-def _resize_stack(raw: np.ndarray, size: int) -> np.ndarray:
+def _resize_stack(raw: np.ndarray, size: int, native: int | None = None) -> np.ndarray:
     """N x H x W (or N x H x W x 3) uint8 -> N x size x size uint8 through the shared preprocessing."""
     if raw.ndim == 4:
         raw = (raw.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).round().astype(np.uint8)
     if raw.shape[1:] == (size, size):
         return raw.astype(np.uint8)
-    return np.stack([to_uint8(to_model_input(im.astype(np.float32) / 255.0, size)) for im in raw])
+    return np.stack([to_uint8(to_model_input(im.astype(np.float32) / 255.0, size, native)) for im in raw])
 
 
 def split_train_val(ds: Dataset, val_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -19,12 +19,15 @@ class DataSource:
     """Where a task's public dataset comes from and what it looks like."""
 
     filename: str  # name of the archive in the data folder
-    kind: str  # "image-folders" (archive or folder of <class>/<image>) or "medmnist-npz"
+    kind: str  # "image-folders" (archive or folder of <class>/<image>), "medmnist-npz" or "generated" (in code)
     url: str | None = None  # public download; None when the source needs an account
     md5: str | None = None
     homepage: str = ""
     licence: str = ""
     how_to_get: str = ""  # shown when the archive cannot be downloaded automatically
+    name: str = ""  # short name for the command line and the records, e.g. "mednist"
+    image_kind: str = ""  # what every image is (e.g. "brain MRI"); "" = the class folder names the kind
+    manifest: str = ""  # CSV inside the archive naming each file's dataset (and, for 'other', its kind)
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,26 @@ class TaskSpec:
     positive_class: str | None = None  # for two-class screening tasks: the "disease" class
     hflip: bool = True  # whether left-right flips are a label-preserving augmentation
     follow_ups: tuple[tuple[str, str], ...] = ()  # (class, task): images of that class also go to that task
+    native_size: int | None = None  # resolution of the task's own images, when lower than image_size (see to_model_input)
+    kinds: tuple[str, ...] = ()  # the image kinds the task is for (e.g. "CXR"); () = its classes are the kinds
+    supplements: tuple[str, ...] = ()  # further sources (SOURCES names) of labelled images of the same classes
+    foreign: tuple[str, ...] = ()  # sources whose images of other kinds teach the model to say 'not recognised'
     extra: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
         """Number of output classes."""
         return len(self.classes)
+
+    @property
+    def image_kinds(self) -> tuple[str, ...]:
+        """The kinds of image this task's model is meant for; images of any other kind are foreign."""
+        return self.kinds or self.classes
+
+    @property
+    def rejects(self) -> bool:
+        """Whether the task trains a rejection output ('other') on foreign images."""
+        return bool(self.foreign)
 
     def follow_up(self, label: str) -> str | None:
         """The task that images predicted as `label` are also sent to (two-step triage), if any."""
@@ -57,6 +74,8 @@ class TaskSpec:
         d = asdict(self)
         d["classes"] = list(self.classes)
         d["follow_ups"] = [list(pair) for pair in self.follow_ups]
+        for key in ("kinds", "supplements", "foreign"):
+            d[key] = list(d[key])
         return d
 
     @classmethod
@@ -66,6 +85,8 @@ class TaskSpec:
         kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "source"}
         kw["classes"] = tuple(kw["classes"])
         kw["follow_ups"] = tuple(tuple(pair) for pair in kw.get("follow_ups", ()))
+        for key in ("kinds", "supplements", "foreign"):
+            kw[key] = tuple(kw.get(key, ()))
         return cls(source=src, **kw)
 
 
@@ -76,6 +97,7 @@ MEDNIST = DataSource(
     md5="0bc7306e7427e00ad1c5526a6677552d",
     homepage="https://github.com/Project-MONAI/MONAI-extra-test-data",
     licence="CC BY-SA 4.0 (TCIA, RSNA Bone Age Challenge, NIH Chest X-ray)",
+    name="mednist",
 )
 
 PNEUMONIAMNIST = DataSource(
@@ -85,6 +107,8 @@ PNEUMONIAMNIST = DataSource(
     md5="28209eda62fecd6e6a2d98b1501bb15f",
     homepage="https://medmnist.com",
     licence="CC BY 4.0",
+    name="pneumoniamnist",
+    image_kind="CXR",
 )
 
 BRAIN_TUMOR_MRI = DataSource(
@@ -97,18 +121,41 @@ BRAIN_TUMOR_MRI = DataSource(
         "'masoudnickparvar/brain-tumor-mri-dataset' from Kaggle, then run "
         "`python -m medimg_core download brain-tumor --from PATH` with the zip or the unpacked folder."
     ),
+    name="brain-tumor-mri",
+    image_kind="brain MRI",
 )
+
+SCAN_KINDS = DataSource(
+    filename="scan-kinds.tar.gz",
+    kind="image-folders",
+    licence="varies per file (CC BY, CC0, research-only, unstated): see the licence column of its manifest.csv",
+    how_to_get=(
+        "The scan-kinds supplement (963 real scans of the six kinds and of other kinds, gathered from 40+ public "
+        "datasets) has no public download: run `python -m medimg_core download scan-kinds --from PATH` with "
+        "a copy of scan-kinds.tar.gz."
+    ),
+    name="scan-kinds",
+    manifest="manifest.csv",
+)
+
+SYNTHETIC = DataSource(filename="", kind="generated", name="synthetic", image_kind="synthetic picture",
+                       licence="generated in code (medimg_core/synthetic.py)")
+
+SOURCES: dict[str, DataSource] = {s.name: s for s in (MEDNIST, PNEUMONIAMNIST, BRAIN_TUMOR_MRI, SCAN_KINDS, SYNTHETIC)}
+OTHER = "other"  # the label of foreign images: the rejection output of a task's model, and a folder name in evaluate
 
 BUILTIN_TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
         TaskSpec(
             name="modality",
-            title="Scan type (Medical MNIST)",
+            title="Scan type (X-ray, CT, MRI)",
             classes=("AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"),
             image_size=64,
             source=MEDNIST,
             follow_ups=(("CXR", "pneumonia"),),
+            supplements=("scan-kinds",),
+            foreign=("scan-kinds", "brain-tumor-mri", "synthetic"),
             description="Which kind of scan is this: abdomen CT, breast MRI, chest X-ray, chest CT, hand X-ray or head CT.",
         ),
         TaskSpec(
@@ -116,8 +163,11 @@ BUILTIN_TASKS: dict[str, TaskSpec] = {
             title="Pneumonia on paediatric chest X-rays (PneumoniaMNIST)",
             classes=("normal", "pneumonia"),
             image_size=64,
+            native_size=28,
             source=PNEUMONIAMNIST,
             positive_class="pneumonia",
+            kinds=("CXR",),
+            foreign=("mednist", "scan-kinds", "brain-tumor-mri", "synthetic"),
             description="Normal chest X-ray or pneumonia, from paediatric chest X-rays.",
         ),
         TaskSpec(
@@ -126,6 +176,8 @@ BUILTIN_TASKS: dict[str, TaskSpec] = {
             classes=("glioma", "meningioma", "notumor", "pituitary"),
             image_size=128,
             source=BRAIN_TUMOR_MRI,
+            kinds=("brain MRI",),
+            foreign=("mednist", "scan-kinds", "pneumoniamnist", "synthetic"),
             description="Glioma, meningioma, pituitary tumour or no tumour, from brain MRI slices.",
         ),
     )
@@ -178,6 +230,14 @@ def load_tasks() -> dict[str, TaskSpec]:
 
 
 TASKS: dict[str, TaskSpec] = load_tasks()
+
+
+def get_source(name: str) -> DataSource:
+    """Look a data source up by name; the error lists the known ones."""
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise KeyError(f"unknown data source {name!r}; known sources: {', '.join(SOURCES)}") from None
 
 
 def get_task(name: str) -> TaskSpec:

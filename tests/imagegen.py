@@ -42,8 +42,9 @@ def make_class_folders(root: Path, classes: tuple[str, ...], per_class: int = 4,
 
 def dicom_bytes(pixels: np.ndarray, photometric: str = "MONOCHROME2", slope: float = 1.0, intercept: float = 0.0,
                 window: tuple[float, float] | None = None, frames: int = 1, with_pixels: bool = True,
-                transfer_syntax: str | None = None, encapsulated: list[bytes] | None = None) -> bytes:
-    """A minimal valid DICOM file in memory (uint16/int16 pixels, optional multi-frame)."""
+                transfer_syntax: str | None = None, encapsulated: list[bytes] | None = None,
+                modality: str = "OT") -> bytes:
+    """A minimal valid DICOM file in memory (uint16/int16 pixels, optional multi-frame; modality OT = other)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -55,7 +56,7 @@ def dicom_bytes(pixels: np.ndarray, photometric: str = "MONOCHROME2", slope: flo
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CT"
+    ds.Modality = modality
     ds.Rows, ds.Columns = pixels.shape[-2:]
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric

@@ -34,6 +34,17 @@ def test_rescale_and_stored_window_are_applied():
     assert 0.0 < img[0, inside].mean() < 1.0
 
 
+def test_a_ct_without_a_stored_window_gets_the_soft_tissue_window():
+    img = read_image(dicom_bytes(ramp16(), intercept=-1000.0, modality="CT"))
+    hu = np.linspace(0, 4000, 32) - 1000
+    assert img[0, hu < -160].max() == 0.0 and img[0, hu > 240].min() == 1.0
+
+
+def test_an_mri_without_a_stored_window_is_windowed_on_its_own_values():
+    img = read_image(dicom_bytes(ramp16(), modality="MR"))
+    assert img[0, 0] == 0.0 and img[0, -1] == 1.0 and 0.4 < img[0, 16] < 0.6
+
+
 def test_signed_16_bit_pixels():
     pixels = np.tile(np.linspace(-1024, 2000, 32).astype(np.int16), (8, 1))
     img = read_image(dicom_bytes(pixels))

@@ -1,0 +1,126 @@
+"""Reading a folder or archive of `<class>/<image>` files, with an optional manifest of sources.
+
+`read_folder_images(path, size)` decodes every image through the same `read_image` +
+`to_model_input` that prediction uses and keeps, per image, its class folder, the dataset it
+came from and its kind. Those two come from a `manifest.csv` beside the class folders when
+there is one (columns `file`, `dataset`, and for images of other kinds a `note` holding
+`kind=...`), as in the scan-kinds supplement; otherwise every image's dataset is the source's
+name and its kind is its class folder (or the source's fixed kind).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from .imaging import ImageReadError, read_image, to_model_input, to_uint8
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+MANIFEST = "manifest.csv"
+Progress = Callable[[int, int], None]  # (done, total) in bytes or items; total 0 = unknown
+
+
+class FolderError(ValueError):
+    """A folder or archive that cannot be read as <class>/<image> files; the message says why."""
+
+
+@dataclass
+class SourceImages:
+    """Every image of a source at one input size, with where each came from, before any task's labels.
+
+    images: N x S x S uint8; folders: N class names (the class folder, or the label number of an
+    npz); files: N names inside the source; origins: N dataset names; kinds: N image kinds (e.g.
+    "ChestCT", "brain MRI"); split: N official split names ("" when the source has none); broken:
+    the files that could not be read, each with the reason.
+    """
+
+    images: np.ndarray
+    folders: np.ndarray
+    files: list[str]
+    origins: np.ndarray
+    kinds: np.ndarray
+    split: np.ndarray
+    broken: list[str]
+
+
+def is_entry(name: str, suffixes: set[str] | frozenset[str] = frozenset(IMAGE_SUFFIXES)) -> bool:
+    """Whether an archive member is an image (or a manifest) worth reading: no hidden or macOS files."""
+    p = PurePosixPath(name)
+    wanted = p.suffix.lower() in suffixes or p.name == MANIFEST
+    return wanted and not any(part.startswith((".", "__MACOSX")) for part in p.parts)
+
+
+def iter_entries(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    """(relative name, reader) for each image or manifest in a folder, tar or zip, in a stable order."""
+    if path.is_dir():
+        for f in sorted(path.rglob("*")):
+            rel = f.relative_to(path).as_posix()
+            if f.is_file() and is_entry(rel):
+                yield rel, f.read_bytes
+    elif path.name.lower().endswith(".zip"):
+        with zipfile.ZipFile(path) as zf:
+            for name in sorted(n for n in zf.namelist() if not n.endswith("/") and is_entry(n)):
+                yield name, lambda n=name: zf.read(n)
+    elif path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
+        with tarfile.open(path) as tar:  # sequential read: fast for .tar.gz
+            for member in tar:
+                if member.isfile() and is_entry(member.name):
+                    data = tar.extractfile(member).read()
+                    yield member.name, lambda d=data: d
+    else:
+        raise FolderError(f"{path} is not a folder or an archive ({', '.join(ARCHIVE_SUFFIXES)}).")
+
+
+def manifest_rows(data: bytes, folder: str) -> dict[str, dict]:
+    """A manifest's rows keyed by the full name of their file (the manifest's folder + its `file` column)."""
+    prefix = f"{folder}/" if folder not in ("", ".") else ""
+    rows = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+    return {prefix + row["file"]: row for row in rows if row.get("file")}
+
+
+def kind_from_note(note: str) -> str:
+    """The image kind a manifest note names ('kind=brain MRI (axial ...)' -> 'brain MRI'), or ''."""
+    found = re.search(r"kind=([^(;]+)", note or "")
+    return found.group(1).strip() if found else ""
+
+
+def read_folder_images(path: Path, size: int, origin: str, image_kind: str = "",
+                       progress: Progress | None = None, native: int | None = None) -> SourceImages:
+    """Decode every image under <...>/<class>/<image> at size x size (see the module docstring).
+
+    Args:
+        path: a folder, .tar.gz/.tgz/.tar or .zip.
+        size: side of the square model input.
+        origin: the dataset name of images the manifest does not name.
+        image_kind: the kind of every image ("" = its class folder, or the manifest's kind=).
+        native: bring every image through this resolution first (see imaging.to_model_input).
+    """
+    images, folders, files, broken, manifest = [], [], [], [], {}
+    for name, read in iter_entries(path):
+        p = PurePosixPath(name)
+        if p.name == MANIFEST:
+            manifest.update(manifest_rows(read(), str(p.parent)))
+            continue
+        try:
+            images.append(to_uint8(to_model_input(read_image(read()), size, native)))
+        except ImageReadError as err:
+            broken.append(f"{name}: {err}")
+            continue
+        folders.append(p.parts[-2] if len(p.parts) >= 2 else "")  # "" = an image outside any class folder
+        files.append(name)
+        if progress and len(files) % 500 == 0:
+            progress(len(files), 0)
+    stack = np.stack(images) if images else np.zeros((0, size, size), np.uint8)
+    origins = [manifest.get(f, {}).get("dataset") or origin for f in files]
+    kinds = [image_kind or kind_from_note(manifest.get(f, {}).get("note", "")) or folder
+             for f, folder in zip(files, folders)]
+    return SourceImages(stack, np.array(folders, dtype=str), files, np.array(origins, dtype=str),
+                        np.array(kinds, dtype=str), np.full(len(files), "", dtype="<U5"), broken)
