@@ -1,57 +1,37 @@
-"""How the shipped modality model treats images from other sources.
+"""How each shipped model treats images that are not of its kind (and some that are).
 
-- PneumoniaMNIST chest X-rays (another hospital, children, 28 px): should be labelled CXR.
-- Brain tumour MRI slices (a kind the model was not trained on): should be flagged.
-- Photos shipped with scikit-learn, and synthetic pictures (noise, gradients, shapes): should be flagged.
+Per task, on samples of the other tasks' datasets, scikit-learn's sample photos and synthetic
+pictures (noise, gradients, stripes, shapes; drawn with another seed than the synthetic images
+in training): the share flagged as not recognised, and the labels given. The models were
+trained with some of these sources as foreign images (for example brain MRI slices for the
+scan-type model), so these are checks of behaviour, not estimates for new sources: those come
+from the cross-validation by dataset (benchmarks/leave_dataset_out.py).
 
 Usage: MEDIMG_DATA_DIR=../shared/data python -m benchmarks.ood_check [--n 600]
 """
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 
 import numpy as np
 
 from medimg_core import get_task, load_classifier
 from medimg_core.data import dataset_path, load_dataset, stratified_sample
+from medimg_core.synthetic import synthetic_pictures
+from medimg_core.tasks import TASKS
 
 
-def report(name: str, preds, expect_label: str | None) -> None:
+def report(name: str, preds, expect_label: str | None = None) -> None:
     """Print the flag rate and label counts of one group."""
     n = len(preds)
     flagged = sum(not p.in_distribution for p in preds)
-    labels = {}
-    for p in preds:
-        labels[p.label] = labels.get(p.label, 0) + 1
-    line = f"{name}: n={n}, flagged out-of-distribution {flagged / n:.1%}"
+    line = f"  {name}: n={n}, flagged {flagged / n:.1%}"
     if expect_label:
-        ok = sum(p.label == expect_label for p in preds)
-        line += f", labelled {expect_label} {ok / n:.1%}"
-        ok_conf = sum(p.label == expect_label and p.in_distribution for p in preds)
-        line += f", labelled {expect_label} and not flagged {ok_conf / n:.1%}"
-    print(line + f"; labels {dict(sorted(labels.items(), key=lambda kv: -kv[1]))}")
-
-
-def synthetic(n: int, seed: int = 0) -> list[np.ndarray]:
-    """Noise, gradients, checkerboards and discs: pictures of nothing medical."""
-    rng = np.random.default_rng(seed)
-    out = []
-    yy, xx = np.mgrid[:96, :96] / 96
-    for i in range(n):
-        kind = i % 4
-        if kind == 0:
-            im = rng.random((96, 96))
-        elif kind == 1:
-            a = rng.uniform(0, 2 * np.pi)
-            im = (np.cos(a) * xx + np.sin(a) * yy) % 1.0
-        elif kind == 2:
-            k = rng.integers(2, 12)
-            im = ((np.floor(xx * k) + np.floor(yy * k)) % 2).astype(float)
-        else:
-            cx, cy, r = rng.uniform(0.2, 0.8, 3)
-            im = (((xx - cx) ** 2 + (yy - cy) ** 2) < (r / 2) ** 2).astype(float) * rng.uniform(0.3, 1)
-        out.append(im.astype(np.float32))
-    return out
+        ok = sum(p.label == expect_label and p.in_distribution for p in preds)
+        line += f", labelled {expect_label} and not flagged {ok / n:.1%}"
+    labels = Counter(p.label for p in preds if p.in_distribution)
+    print(line + f"; labels of the unflagged {dict(labels.most_common())}")
 
 
 def photos() -> list[np.ndarray]:
@@ -67,23 +47,42 @@ def photos() -> list[np.ndarray]:
     return out
 
 
+def dataset_images(task: str, n: int) -> tuple[list[np.ndarray], list[str]] | None:
+    """A class-balanced sample of a task's own dataset (at its input size) and the class names, or None."""
+    spec = get_task(task)
+    if dataset_path(spec) is None:
+        return None
+    ds = load_dataset(spec)
+    idx = stratified_sample(ds.labels, n, seed=0)
+    return [im.astype(np.float32) / 255 for im in ds.images[idx]], [spec.classes[c] for c in ds.labels[idx]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=600)
     args = parser.parse_args()
-    clf = load_classifier("modality")
-    print(f"model {clf.path}, OOD threshold {clf.ood.threshold:.2f}")
-    for task, expect in (("pneumonia", "CXR"), ("brain-tumor", None)):
-        spec = get_task(task)
-        if dataset_path(spec) is None:
-            print(f"{task}: dataset not found, skipped")
+    samples = {task: dataset_images(task, args.n) for task in TASKS}
+    for task in TASKS:
+        try:
+            clf = load_classifier(task)
+        except (FileNotFoundError, ValueError):
             continue
-        ds = load_dataset(spec)
-        idx = stratified_sample(ds.labels, args.n, seed=0)
-        images = [im.astype(np.float32) / 255 for im in ds.images[idx]]
-        report(f"{task} images ({spec.source.filename})", clf.predict_batch(images), expect)
-    report("scikit-learn sample photos and crops", clf.predict_batch(photos()), None)
-    report("synthetic pictures", clf.predict_batch(synthetic(200)), None)
+        print(f"{task} ({clf.path}): kinds {', '.join(clf.spec.image_kinds)}")
+        for other, sample in samples.items():
+            if other == task or sample is None:
+                continue
+            images, names = sample
+            kinds, fixed = set(clf.spec.image_kinds), get_task(other).source.image_kind
+            of_kind = [fixed or c for c in names]  # a dataset of one kind, or one kind per class folder
+            alien = [im for im, kind in zip(images, of_kind) if kind not in kinds]
+            mine = [(im, kind) for im, kind in zip(images, of_kind) if kind in kinds]
+            if alien:
+                report(f"{other} images of other kinds", clf.predict_batch(alien))
+            if mine:
+                expect = mine[0][1] if mine[0][1] in clf.classes else None
+                report(f"{other} images of its kind", clf.predict_batch([im for im, _ in mine]), expect)
+        report("scikit-learn sample photos and crops", clf.predict_batch(photos()))
+        report("synthetic pictures", clf.predict_batch(synthetic_pictures(210, seed=0)))
 
 
 if __name__ == "__main__":

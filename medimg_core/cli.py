@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .tasks import TASKS, get_task
+import numpy as np
+
+from .tasks import OTHER, SOURCES, TASKS, get_source, get_task
 
 if TYPE_CHECKING:
     from .training import TrainConfig
@@ -23,13 +25,17 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m medimg_core", description="medimg: medical image classification")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("download", help="fetch a task's dataset into the data folder ($MEDIMG_DATA_DIR)")
-    p.add_argument("task", choices=list(TASKS))
+    p = sub.add_parser("download", help="fetch a task's dataset, or another data source, into the data folder ($MEDIMG_DATA_DIR)")
+    p.add_argument("task", choices=list(TASKS) + [s for s, src in SOURCES.items() if s not in TASKS and src.kind != "generated"],
+                   help="a task (its own dataset) or a data source such as scan-kinds")
     p.add_argument("--from", dest="source", help="a local copy (archive, npz, zip or folder) or another URL")
     p.add_argument("--md5", help="checksum to enforce (default: the official one for the public URL)")
 
     p = sub.add_parser("train", help="train a model and write it with its model card")
     add_train_arguments(p)
+    p.add_argument("--folds", type=int, default=0,
+                   help="first cross-validate by dataset with this many folds (tasks with several sources); "
+                        "the thresholds and temperature chosen there go into the shipped model and its card")
     p.add_argument("--out", type=Path, help="checkpoint path (default: assets/models/<task>.pt)")
 
     p = sub.add_parser("search", help="basic hyperparameter search on validation (one factor at a time, or a grid)")
@@ -57,9 +63,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="one JSON line per file")
 
-    p = sub.add_parser("embed", help="run a model over a whole dataset and map its features to 2-D (cached on disk)")
+    p = sub.add_parser("embed", help="run a model over a task's whole pool (its dataset, supplements and foreign "
+                                     "images) and map its features to 2-D (cached on disk)")
     p.add_argument("--task", required=True, choices=list(TASKS))
-    p.add_argument("--data", help="dataset path (default: the downloaded archive)")
+    p.add_argument("--data", help="the task's own dataset (default: the downloaded archive)")
+    p.add_argument("--own-only", action="store_true",
+                   help="embed only the task's own dataset (not its supplements and foreign sources)")
     p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
     p.add_argument("--methods", nargs="+", choices=["pca", "tsne"], default=["pca", "tsne"], help="projections (default: both)")
     p.add_argument("--max-per-class", type=int, help="embed at most this many random images per class")
@@ -91,6 +100,18 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--image-size", type=int, help="input side in pixels (default: the task's own)")
     p.add_argument("--augment-strength", type=float, default=1.0, help="scale every augmentation range (default 1)")
+    p.add_argument("--augment-set", default="standard", choices=["standard", "across-sources"],
+                   help="across-sources adds random intensity windows, background level, resolution and burned-in text")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--no-sources", dest="sources", action="store_false",
+                   help="train on the task's own dataset only (not its supplements and foreign sources)")
+    p.add_argument("--hold-out", nargs="+", default=[], metavar="DATASET",
+                   help="datasets (manifest names) that validate instead of train")
+    p.add_argument("--source-power", type=float, default=0.5,
+                   help="a (dataset, class) group of n images is drawn n**power times as often as one image (default 0.5)")
+    p.add_argument("--epoch-size", type=int, help="images drawn per epoch of a multi-source run (default: all)")
+    p.add_argument("--max-foreign-per-dataset", type=int, default=600,
+                   help="at most this many images of other kinds from each dataset (default 600)")
     p.add_argument("--balance", action="store_true", help="weight the loss by inverse class frequency")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--max-per-class", type=int, help="train on at most this many images per class")
@@ -123,8 +144,9 @@ def cmd_download(args) -> int:
 
     from .data import download
 
-    spec = get_task(args.task)
-    with tqdm(unit="B", unit_scale=True, desc=spec.source.filename) as bar:
+    spec = get_task(args.task) if args.task in TASKS else get_source(args.task)
+    name = spec.source.filename if args.task in TASKS else spec.filename
+    with tqdm(unit="B", unit_scale=True, desc=name) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total or None
             bar.n = done
@@ -146,7 +168,10 @@ def train_config(args) -> TrainConfig:
                        weight_decay=args.weight_decay, augment=args.augment, augment_strength=args.augment_strength,
                        image_size=args.image_size, balance=args.balance,
                        val_fraction=args.val_fraction, max_per_class=args.max_per_class, seed=args.seed,
-                       baseline=args.baseline, init=args.init or args.pretrained)
+                       baseline=args.baseline, init=args.init or args.pretrained, augment_set=args.augment_set,
+                       device=args.device, sources=args.sources, held_out=list(args.hold_out),
+                       source_power=args.source_power, epoch_size=args.epoch_size,
+                       max_foreign_per_dataset=args.max_foreign_per_dataset)
 
 
 def cmd_search(args) -> int:
@@ -167,11 +192,29 @@ def cmd_train(args) -> int:
 
     cfg = train_config(args)
     out = args.out or default_model_path(args.task)
-    _, card = train(cfg, args.data, out, command=args.command_line)
+    if args.folds:
+        from .crossval import train_with_crossval
+
+        _, card = train_with_crossval(cfg, args.folds, args.data, out, command=args.command_line)
+    else:
+        _, card = train(cfg, args.data, out, command=args.command_line)
     v = card["validation"]
     print(f"wrote {out} and {out.with_suffix('.json')}: validation accuracy {v['accuracy']:.4%}, "
           f"macro-F1 {v['macro_f1']:.4f}, ECE {v['ece']:.4f} (n={v['n']}), {card['training']['seconds']:.0f} s")
+    if "external" in card:
+        print(held_out_line(card["external"]["held_out"]))
     return 0
+
+
+def held_out_line(m: dict) -> str:
+    """One line of open-set numbers: in-kind right and not flagged, foreign flagged, ECE."""
+    parts = [f"{m['n']} images"]
+    if m.get("in_kind"):
+        parts.append(f"of their kind {m['in_kind']}: named right and not flagged {m['right_not_flagged']:.1%} "
+                     f"(named right {m['accuracy']:.1%}), ECE {m['ece']:.4f}")
+    if m.get("foreign"):
+        parts.append(f"of other kinds {m['foreign']}: flagged {m['foreign_flagged']:.1%}")
+    return "held-out datasets: " + "; ".join(parts)
 
 
 def cmd_calibrate(args) -> int:
@@ -186,26 +229,50 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import dataset_path, default_npz_split, load_dataset
-    from .evaluation import compute_metrics
+    import torch
+
+    from .data import DataError, dataset_path, default_npz_split, load_dataset
+    from .evaluation import compute_metrics, open_set_metrics
     from .predict import load_classifier
 
     clf = load_classifier(args.task, args.model)
     data = Path(args.data) if args.data else dataset_path(clf.spec)
     split = args.split or (default_npz_split(data) if data is not None and data.suffix == ".npz" else None)
-    ds = load_dataset(clf.spec, data, split=split)
-    import torch
-
-    probs, scores, _ = clf.infer(torch.from_numpy(ds.images))
-    metrics = compute_metrics(probs, ds.labels, clf.classes, clf.label_indices(probs))
-    result = {"task": clf.spec.name, "model": str(clf.path), **metrics,
-              "ood_flag_rate": float((scores > clf.ood.threshold).mean())}
+    ds = load_dataset(clf.spec, data, split=split, other=True)
+    out = clf.infer(torch.from_numpy(ds.images))
+    pred, flagged, mine = clf.label_indices(out.probs), out.scores > clf.ood.threshold, ~ds.foreign
+    if not mine.any():
+        raise DataError(f"{data} holds only images in {OTHER}/: evaluate needs images of at least one class of "
+                        f"{clf.spec.name} ({', '.join(clf.classes)}) as well")
+    metrics = compute_metrics(out.probs[mine], ds.labels[mine], clf.classes, pred[mine])
+    result = {"task": clf.spec.name, "model": str(clf.path), **metrics, "ood_flag_rate": float(flagged[mine].mean())}
+    several = len(np.unique(ds.origin)) > 1
+    if ds.foreign.any() or several:
+        result["open_set"] = open_set_metrics(out.probs, pred, flagged, ds.labels, clf.classes, ds.origin if several else None)
+        result["open_set"].pop("in_kind_metrics", None)
     if not args.json:
-        print(f"{clf.spec.name} on {data or 'the downloaded dataset'} ({metrics['n']} images): "
+        print(f"{clf.spec.name} on {data or 'the downloaded dataset'} ({metrics['n']} images of its classes): "
               f"accuracy {metrics['accuracy']:.4%}, macro-F1 {metrics['macro_f1']:.4f}, "
-              f"AUC {metrics['auc'] if metrics['auc'] is None else round(metrics['auc'], 4)}, ECE {metrics['ece']:.4f}")
+              f"AUC {metrics['auc'] if metrics['auc'] is None else round(metrics['auc'], 4)}, ECE {metrics['ece']:.4f}, "
+              f"flagged {result['ood_flag_rate']:.2%}")
+        if "open_set" in result:
+            print(open_set_report(result["open_set"]))
     print(json.dumps(result))
     return 0
+
+
+def open_set_report(m: dict) -> str:
+    """The open-set numbers as lines of text: overall, then one row per dataset when known."""
+    lines = [held_out_line(m).replace("held-out datasets: ", "all: ")]
+    rows = m.get("per_dataset", {})
+    if rows:
+        lines.append(f"{'dataset':<40} {'n':>5} {'right, not flagged':>19} {'named right':>12} {'other kinds flagged':>20}")
+    for name, r in rows.items():
+        inside = f"{r['right_not_flagged']:.1%} of {r['in_kind']}" if r.get("in_kind") else "-"
+        named = f"{r['accuracy']:.1%}" if r.get("in_kind") else "-"
+        outside = f"{r['foreign_flagged']:.1%} of {r['foreign']}" if r.get("foreign") else "-"
+        lines.append(f"{name[:40]:<40} {r['n']:>5} {inside:>19} {named:>12} {outside:>20}")
+    return "\n".join(lines)
 
 
 def cmd_predict(args) -> int:
@@ -224,9 +291,11 @@ def cmd_predict(args) -> int:
             print(json.dumps(row), flush=True)
         elif row["error"]:
             print(f"{file}: error: {row['error']}", flush=True)
+        elif not row["in_distribution"]:
+            print(f"{file}: not recognised: unlike the images the {clf.spec.name} model knows, so it gives no label",
+                  flush=True)
         else:
-            flag = "" if row["in_distribution"] else "  (out of distribution: not like the training images)"
-            print(f"{file}: {row['label']} ({row['confidence']:.1%}){flag}", flush=True)
+            print(f"{file}: {row['label']} ({row['confidence']:.1%})", flush=True)
     return 0
 
 
@@ -259,19 +328,33 @@ def cmd_info(args) -> int:
     return 0
 
 
+def embed_data(clf, data: str | None, own_only: bool):
+    """The images `embed` maps: the task's pool as its model's card built it, or its own dataset alone."""
+    from .data import load_dataset
+    from .sources import task_pool
+
+    spec = clf.spec
+    if own_only or not (spec.supplements or spec.foreign):
+        return load_dataset(spec, data)
+    cfg = clf.card.get("training", {}).get("config", {})
+    ds, notes = task_pool(spec, data, None, cfg.get("max_foreign_per_dataset", 600), cfg.get("seed", 0))
+    for note in notes:
+        print(f"note: {note}", flush=True)
+    return ds
+
+
 def cmd_embed(args) -> int:
     import time
 
     from tqdm.auto import tqdm
 
-    from .data import load_dataset
     from .embed import embedding_for, save_embedding
     from .predict import load_classifier
     from .training import limit_per_class
 
     clf = load_classifier(args.task, args.model)
     started = time.perf_counter()
-    ds = limit_per_class(load_dataset(clf.spec, args.data), args.max_per_class, 0)
+    ds = limit_per_class(embed_data(clf, args.data, args.own_only), args.max_per_class, 0)
     with tqdm(total=1000, desc="embed", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}") as bar:
         def progress(fraction: float, message: str) -> None:
             bar.n = round(fraction * 1000)
@@ -280,15 +363,29 @@ def cmd_embed(args) -> int:
         emb = embedding_for(clf, ds, args.methods, progress=progress, use_cache=not args.recompute, n_jobs=args.jobs)
     took = time.perf_counter() - started
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in emb.meta.get("seconds", {}).items())
-    how = "read from the disk cache" if emb.origin == "cache" else "computed and cached"
-    when = "when computed: " if emb.origin == "cache" else ""
+    how = "read from the disk cache" if emb.loaded_from == "cache" else "computed and cached"
+    when = "when computed: " if emb.loaded_from == "cache" else ""
+    mine = emb.mine
     print(f"{clf.spec.name}: {len(emb):,} images, {', '.join(emb.coords)} {how} in {took:.1f} s ({when}{stages}); "
-          f"accuracy on all of them {float((~emb.wrong).mean()):.4%}, {int(emb.wrong.sum())} misclassified, "
-          f"{int(emb.ood.sum())} flagged out-of-distribution")
+          f"accuracy on its own {int(mine.sum()):,} images ({emb.own}) {float((~emb.wrong[mine]).mean()):.4%}, "
+          f"{int(emb.wrong[mine].sum())} misclassified, {int(emb.ood[mine].sum())} flagged out-of-distribution")
+    if not mine.all():
+        print(pool_line(emb))
     if args.out:
         out = save_embedding(emb, args.out)
         print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
     return 0
+
+
+def pool_line(emb) -> str:
+    """One line on a pool map's images of other datasets: same kinds named right, other kinds flagged."""
+    others, foreign = ~emb.mine & ~emb.foreign, emb.foreign
+    parts = [f"{len(np.unique(emb.origin[~emb.mine]))} other datasets"]
+    if others.any():
+        parts.append(f"{int(others.sum()):,} images of its kinds, {float((~emb.wrong[others]).mean()):.1%} named right")
+    if foreign.any():
+        parts.append(f"{int(foreign.sum()):,} of other kinds, {float(emb.ood[foreign].mean()):.1%} flagged")
+    return "  " + "; ".join(parts)
 
 
 COMMANDS = {"download": cmd_download, "train": cmd_train, "search": cmd_search, "calibrate": cmd_calibrate,

@@ -51,3 +51,38 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, .
         },
         "confusion_matrix": confusion_matrix(labels, pred, labels=list(range(k))).tolist(),
     }
+
+
+def open_set_metrics(probs: np.ndarray, pred: np.ndarray, flagged: np.ndarray, labels: np.ndarray,
+                     classes: tuple[str, ...] | list[str], origins: np.ndarray | None = None) -> dict:
+    """How a model does on images of its kinds and of other kinds (label len(classes) = 'other').
+
+    Args:
+        probs: N x K calibrated class probabilities; pred: N predicted class indices; flagged: N
+            booleans (not recognised); labels: N labels in 0..K; origins: N dataset names, for a
+            per-dataset table.
+    Returns:
+        in_kind (n, labelled right, right and not flagged, flagged, ECE), foreign (n, flagged) and,
+        with origins, per_dataset rows of the same numbers.
+    """
+    k = len(classes)
+    mine = labels < k
+
+    def summary(rows: np.ndarray) -> dict:
+        inside, outside = rows & mine, rows & ~mine
+        right = pred[inside] == labels[inside]
+        out = {"n": int(rows.sum()), "in_kind": int(inside.sum()), "foreign": int(outside.sum())}
+        if inside.any():
+            out.update(accuracy=float(right.mean()), right_not_flagged=float((right & ~flagged[inside]).mean()),
+                       in_kind_flagged=float(flagged[inside].mean()),
+                       ece=expected_calibration_error(probs[inside], labels[inside]))
+        if outside.any():
+            out["foreign_flagged"] = float(flagged[outside].mean())
+        return out
+
+    result = summary(np.ones(len(labels), bool))
+    if mine.any():
+        result["in_kind_metrics"] = compute_metrics(probs[mine], labels[mine], classes, pred[mine])
+    if origins is not None:
+        result["per_dataset"] = {str(o): summary(origins == o) for o in np.unique(origins)}
+    return result

@@ -69,12 +69,17 @@ class ResNet18(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
 
-def build_model(architecture: str, num_classes: int, width: int = 16, dropout: float = 0.2) -> nn.Module:
-    """Build an untrained model by name (see ARCHITECTURES)."""
+def build_model(architecture: str, num_classes: int, width: int = 16, dropout: float = 0.2,
+                reject: bool = False) -> nn.Module:
+    """Build an untrained model by name (see ARCHITECTURES).
+
+    With `reject`, the head has one more output after the classes: 'other', for images of other kinds.
+    """
+    outputs = num_classes + int(reject)
     if architecture == "compact-cnn":
-        return CompactCNN(num_classes, width, dropout)
+        return CompactCNN(outputs, width, dropout)
     if architecture == "resnet18":
-        return ResNet18(num_classes, 64, dropout)
+        return ResNet18(outputs, 64, dropout)
     raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 

@@ -1,4 +1,5 @@
-"""Out-of-distribution score: Mahalanobis distance on L2-normalised penultimate features.
+"""Out-of-distribution score: Mahalanobis distance on L2-normalised penultimate features, and the
+rejection rule that combines it with a model's own 'other' output.
 
 Lee et al. (2018): class-conditional Gaussians with a shared covariance, fitted on the
 training features; the score of an image is its distance to the nearest class mean. The
@@ -61,3 +62,40 @@ class MahalanobisOOD:
     def from_dict(cls, d: dict) -> "MahalanobisOOD":
         """Rebuild from a checkpoint entry."""
         return cls(d["means"], d["precision"], float(d["threshold"]), bool(d.get("normalize", False)))
+
+
+@dataclass
+class RejectionRule:
+    """When a model says 'not recognised': its features are far from every class, or (for a model with
+    a rejection output) it finds the image likely to be of another kind.
+
+    The Mahalanobis threshold is the model's own reference distance (a quantile of its validation
+    distances); `distance_factor` scales it, so a factor chosen on held-out datasets carries over
+    from the cross-validation models to the shipped one. `score` is 1 at the boundary.
+    """
+
+    mahalanobis: MahalanobisOOD
+    distance_factor: float = 1.0
+    other_threshold: float | None = None  # flag when P(other) exceeds it; None: no rejection output
+    threshold: float = 1.0  # scores above this are flagged
+
+    def score(self, features: torch.Tensor | np.ndarray, p_other: np.ndarray | None = None) -> np.ndarray:
+        """Per row: the larger of distance / (factor x reference) and P(other) / other_threshold."""
+        score = self.mahalanobis.score(features) / (self.distance_factor * self.mahalanobis.threshold)
+        if self.other_threshold is not None and p_other is not None:
+            score = np.maximum(score, np.asarray(p_other, dtype=np.float32) / self.other_threshold)
+        return score
+
+    def to_dict(self) -> dict:
+        """Plain types and tensors for the checkpoint."""
+        return {"method": "rejection-rule", "mahalanobis": self.mahalanobis.to_dict(),
+                "distance_factor": self.distance_factor, "other_threshold": self.other_threshold}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RejectionRule":
+        """Rebuild from a checkpoint entry (a plain Mahalanobis entry of an older checkpoint is the factor-1 rule)."""
+        if d.get("method") == "mahalanobis":
+            return cls(MahalanobisOOD.from_dict(d))
+        other = d.get("other_threshold")
+        return cls(MahalanobisOOD.from_dict(d["mahalanobis"]), float(d.get("distance_factor", 1.0)),
+                   None if other is None else float(other))

@@ -3,25 +3,32 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .checkpoint import default_model_path, load_checkpoint, read_card
 from .imaging import to_model_input
-from .ood import MahalanobisOOD
+from .ood import RejectionRule
 from .tasks import TaskSpec
 
 
 @dataclass
 class Prediction:
-    """One image's result: calibrated probabilities and the out-of-distribution flag."""
+    """One image's result: calibrated probabilities and the out-of-distribution flag.
+
+    probabilities are over the task's classes (given that the image is of the task's kind);
+    other_probability is the model's probability that it is of another kind (None for a model
+    without a rejection output); in_distribution is False when the image is not recognised.
+    """
 
     label: str
     confidence: float
     probabilities: dict[str, float]
     in_distribution: bool
     ood_score: float
+    other_probability: float | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""
@@ -35,7 +42,7 @@ class Classifier:
     builds its Grad-CAM hooks per call on a private copy of the model.
     """
 
-    def __init__(self, model: torch.nn.Module, spec: TaskSpec, temperature: float, ood: MahalanobisOOD,
+    def __init__(self, model: torch.nn.Module, spec: TaskSpec, temperature: float, ood: RejectionRule,
                  card: dict | None = None, path: Path | None = None, operating_threshold: float | None = None):
         self.model = model.eval()
         self.spec = spec
@@ -49,29 +56,36 @@ class Classifier:
     def classes(self) -> tuple[str, ...]:
         return self.spec.classes
 
+    @property
+    def rejects(self) -> bool:
+        """Whether the model has a rejection output ('other') after its classes."""
+        return self.model.head.out_features == len(self.classes) + 1
+
+    def model_view(self, image: np.ndarray) -> np.ndarray:
+        """What the model sees of a [0, 1] image: S x S, letterboxed (through the task's native resolution)."""
+        return to_model_input(image, self.spec.image_size, self.spec.native_size)
+
     def input_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
         """[0, 1] images of any size -> N x 1 x S x S model input (letterboxed)."""
-        size = self.spec.image_size
-        return torch.from_numpy(np.stack([to_model_input(im, size) for im in images]))[:, None]
+        return torch.from_numpy(np.stack([self.model_view(im) for im in images]))[:, None]
 
     @torch.inference_mode()
-    def infer(self, x: torch.Tensor, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Model input (N x 1 x S x S floats, or uint8 N x S x S) -> (probabilities, OOD scores, features)."""
+    def infer(self, x: torch.Tensor, batch_size: int = 512) -> "Outputs":
+        """Model input (N x 1 x S x S floats, or uint8 N x S x S) -> probabilities, OOD scores, features."""
         if x.dtype == torch.uint8:
             x = x.float().div(255)[:, None] if x.ndim == 3 else x.float().div(255)
-        probs, scores, feats = [], [], []
+        logits, feats = [], []
         for start in range(0, len(x), batch_size):
             f = self.model.features(x[start : start + batch_size])
-            logits = self.model.head(f)
-            probs.append(torch.softmax(logits / self.temperature, 1).numpy())
-            scores.append(self.ood.score(f))
-            feats.append(f.numpy())
-        return np.concatenate(probs), np.concatenate(scores), np.concatenate(feats)
+            logits.append(self.model.head(f))
+            feats.append(f)
+        return outputs(torch.cat(logits), torch.cat(feats), len(self.classes), self.temperature, self.ood)
 
     def predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
         """Predict several read_image outputs at once."""
-        probs, scores, _ = self.infer(self.input_tensor(images))
-        return [self._prediction(p, s) for p, s in zip(probs, scores)]
+        out = self.infer(self.input_tensor(images))
+        other = out.p_other if out.p_other is not None else [None] * len(out.probs)
+        return [self._prediction(p, s, o) for p, s, o in zip(out.probs, out.scores, other)]
 
     def predict(self, image: np.ndarray) -> Prediction:
         """Predict one image as returned by read_image (HxW float32 in [0, 1])."""
@@ -84,7 +98,7 @@ class Classifier:
             return np.where(probs[:, pos] >= self.operating_threshold, pos, 1 - pos)
         return probs.argmax(1)
 
-    def _prediction(self, probs: np.ndarray, score: float) -> Prediction:
+    def _prediction(self, probs: np.ndarray, score: float, p_other: float | None) -> Prediction:
         idx = int(self.label_indices(probs[None])[0])
         return Prediction(
             label=self.classes[idx],
@@ -92,6 +106,7 @@ class Classifier:
             probabilities={c: float(p) for c, p in zip(self.classes, probs)},
             in_distribution=bool(score <= self.ood.threshold),
             ood_score=float(score),
+            other_probability=None if p_other is None else float(p_other),
         )
 
     def explain(self, image: np.ndarray, method: str = "Grad-CAM", target: str | None = None) -> np.ndarray:
@@ -101,6 +116,27 @@ class Classifier:
         x = self.input_tensor([image])
         target_idx = self.classes.index(target) if target is not None else None
         return compute_cam(self.model, self.model.cam_layer, x, method, target_idx)
+
+
+class Outputs(NamedTuple):
+    """A batch's calibrated class probabilities (N x K, given the task's kind), rejection scores (N; above
+    the rule's threshold = not recognised), penultimate features (N x D) and P(other) (N, or None)."""
+
+    probs: np.ndarray
+    scores: np.ndarray
+    features: np.ndarray
+    p_other: np.ndarray | None
+
+
+def outputs(logits: torch.Tensor, features: torch.Tensor, num_classes: int, temperature: float,
+            rule: RejectionRule) -> Outputs:
+    """Turn raw logits (K or K+1 columns) and features into calibrated probabilities and rejection scores."""
+    logits, features = logits.float().cpu(), features.float().cpu()
+    probs = torch.softmax(logits[:, :num_classes] / temperature, 1).numpy()
+    p_other = None
+    if logits.shape[1] > num_classes:
+        p_other = torch.softmax(logits / temperature, 1)[:, num_classes].numpy()
+    return Outputs(probs, rule.score(features, p_other), features.numpy(), p_other)
 
 
 def recognising_tasks(image: np.ndarray, others: dict[str, Classifier]) -> list[tuple[str, Prediction]]:
@@ -132,5 +168,5 @@ def load_classifier(task: str | None = None, path: str | Path | None = None) -> 
     model, spec, state = load_checkpoint(path)
     if task is not None and spec.name != task:
         raise ValueError(f"{path} is a model for task {spec.name!r}, not {task!r}.")
-    return Classifier(model, spec, state["temperature"], MahalanobisOOD.from_dict(state["ood"]),
+    return Classifier(model, spec, state["temperature"], RejectionRule.from_dict(state["ood"]),
                       read_card(path), path, state.get("operating_threshold"))

@@ -1,7 +1,10 @@
-"""Training: split, fit with augmentation, select on validation, calibrate, fit the OOD score.
+"""Training: gather a task's sources, split, fit with augmentation on the CPU or a GPU, calibrate, card.
 
 `train(cfg)` is what `python -m medimg_core train` runs; it returns the Classifier and a
-model card (a dict) and writes both when given an output path.
+model card (a dict) and writes both when given an output path. A task with supplements or
+foreign sources (see `sources.py`) trains on all of them, drawn with per-source weights so that
+twenty breast MRIs of one hospital are not drowned by eight thousand of another; the images of
+datasets in `held_out` validate instead (one fold of `crossval.py`).
 """
 from __future__ import annotations
 
@@ -14,20 +17,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_curve
 from tqdm.auto import tqdm
 
-from .augment import AugmentConfig, augment_batch, scaled
+from .augment import ACROSS_SOURCES, AugmentConfig, augment_batch, scaled
 from .baseline import pca_logistic_baseline
-from .calibration import fit_temperature
+from .calibration import calibrate, calibration_sections
 from .checkpoint import save_checkpoint, write_card
-from .data import Dataset, duplicate_groups, load_dataset, split_train_val
-from .evaluation import auc_score, compute_metrics, expected_calibration_error
+from .data import Dataset, duplicate_groups, load_dataset
+from .evaluation import auc_score
 from .models import build_model, count_parameters
-from .ood import MahalanobisOOD
 from .predict import Classifier
+from .sources import own_origin, pool_split, task_pool
 from .speed import predict_latency
 from .tasks import TaskSpec, get_task
+
+AUGMENT_SETS = {"standard": AugmentConfig(), "across-sources": ACROSS_SOURCES}
 
 
 @dataclass
@@ -45,14 +49,55 @@ class TrainConfig:
     augment: bool = True
     image_size: int | None = None  # input side in pixels (default: the task's own)
     augment_strength: float = 1.0  # scales every augmentation range (0.5: half the rotation, zoom, contrast...)
+    augment_set: str = "standard"  # "standard", or "across-sources" (random windows, background, resolution, text)
     balance: bool = False  # weight the loss by inverse class frequency
     val_fraction: float = 0.1
-    max_per_class: int | None = None  # a small subset, for quick runs and tests
+    max_per_class: int | None = None  # a small subset of the task's own data, for quick runs and tests
     seed: int = 0
     ood_quantile: float = 0.995
     baseline: bool = True
     init: str | None = None  # start from another checkpoint's weights (fine-tuning), or "imagenet" for resnet18
+    device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
+    sources: bool = True  # also train on the task's supplements and foreign sources that are downloaded
+    held_out: list[str] = field(default_factory=list)  # datasets that validate instead of train
+    source_power: float = 0.5  # a (dataset, class) group of n images is drawn n**power times as often as one image
+    epoch_size: int | None = None  # images drawn per epoch of a multi-source run (default: the training images)
+    max_foreign_per_dataset: int | None = 600  # at most this many images of other kinds from each dataset
     extra: dict = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available, else the CPU; 'cuda' without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU here; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, not {name!r}")
+    return torch.device(name)
+
+
+def task_spec(cfg: TrainConfig) -> TaskSpec:
+    """The task's definition, at the run's input size when it asks for another (saved in the checkpoint)."""
+    spec = get_task(cfg.task)
+    if cfg.image_size is not None and not 16 <= cfg.image_size <= 512:
+        raise ValueError(f"--image-size must be between 16 and 512 pixels, not {cfg.image_size}")
+    return replace(spec, image_size=cfg.image_size) if cfg.image_size and cfg.image_size != spec.image_size else spec
+
+
+def training_data(spec: TaskSpec, cfg: TrainConfig, data_path: str | Path | None = None,
+                  paths: dict | None = None) -> tuple[Dataset, list[str]]:
+    """The run's image pool (all sources, or the task's own dataset) and notes on missing sources."""
+    if cfg.sources and (spec.supplements or spec.foreign):
+        return task_pool(spec, data_path, paths, cfg.max_foreign_per_dataset, cfg.seed)
+    ds = load_dataset(spec, data_path)
+    ds.origin = np.full(len(ds), own_origin(spec))
+    return ds, []
+
+
+def training_split(ds: Dataset, spec: TaskSpec, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kept, train, validation) positions in ds, as `train` makes them (see sources.pool_split)."""
+    return pool_split(ds, own_origin(spec), cfg.max_per_class, cfg.val_fraction, cfg.seed, cfg.held_out)
 
 
 def init_weights(model: torch.nn.Module, source: str) -> list[str]:
@@ -103,145 +148,159 @@ def limit_per_class(ds: Dataset, max_per_class: int | None, seed: int) -> Datase
     return ds.subset(subset_positions(ds.labels, max_per_class, seed)) if max_per_class else ds
 
 
-def training_split(ds: Dataset, max_per_class: int | None, val_fraction: float,
-                   seed: int) -> tuple[Dataset, np.ndarray, np.ndarray, np.ndarray]:
-    """A run's data as `train` makes it: the subset, its positions in ds, and its train and validation indices.
-
-    `recalibrate` and the explorer's `model_split` rebuild a trained model's split with it.
-    """
-    kept = subset_positions(ds.labels, max_per_class, seed)
-    sub = ds.subset(kept) if max_per_class else ds
-    train_idx, val_idx = split_train_val(sub, val_fraction, seed)
-    return sub, kept, train_idx, val_idx
+def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """N x S x S uint8 -> N x 1 x S x S float in [0, 1] (on the images' device)."""
+    return torch.as_tensor(images).float().div_(255)[:, None]
 
 
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """N x S x S uint8 -> N x 1 x S x S float in [0, 1]."""
-    return torch.from_numpy(images).float().div_(255)[:, None]
-
-
-def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, aug: AugmentConfig, gen, weights, bar) -> float:
-    """One pass over the training set; returns the mean loss."""
-    model.train()
-    order = torch.randperm(len(y), generator=gen)
-    total = 0.0
-    for start in range(0, len(order), cfg.batch_size):
-        idx = order[start : start + cfg.batch_size]
-        xb = to_tensor(x[idx.numpy()])
-        if cfg.augment:
-            xb = augment_batch(xb, aug, gen)
-        loss = F.cross_entropy(model(xb), y[idx], weight=weights)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        total += loss.item() * len(idx)
-        bar.update(len(idx))
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    return total / len(y)
+def sample_weights(origins: np.ndarray, labels: np.ndarray, power: float) -> torch.Tensor:
+    """Per-image drawing weights: each (dataset, label) group of n images gets a share n**power."""
+    groups = np.unique(np.char.add(origins.astype(str), np.char.add("|", labels.astype(str))), return_inverse=True)[1]
+    sizes = np.bincount(groups)
+    return torch.from_numpy(sizes[groups].astype(np.float64) ** (power - 1.0))
 
 
 @torch.inference_mode()
-def logits_and_features(model, images: np.ndarray, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw logits and penultimate features of uint8 images, in eval mode."""
+def logits_and_features(model, images: np.ndarray | torch.Tensor, batch_size: int = 512,
+                        device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw logits and penultimate features of uint8 images, in eval mode, returned on the CPU."""
     model.eval()
+    device = device or next(model.parameters()).device
     logits, feats = [], []
     for start in range(0, len(images), batch_size):
-        f = model.features(to_tensor(images[start : start + batch_size]))
-        feats.append(f)
-        logits.append(model.head(f))
+        f = model.features(to_tensor(torch.as_tensor(images[start : start + batch_size]).to(device)))
+        feats.append(f.float().cpu())
+        logits.append(model.head(f).float().cpu())
     return torch.cat(logits), torch.cat(feats)
 
 
-def choose_threshold(pos_probs: np.ndarray, is_pos: np.ndarray) -> float:
-    """Operating threshold on the positive-class probability maximising Youden's J on validation."""
-    fpr, tpr, thresholds = roc_curve(is_pos, pos_probs)
-    best = int(np.argmax(tpr - fpr))
-    return float(min(1.0, thresholds[best]))
+def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, train_idx: np.ndarray,
+        val_idx: np.ndarray, device: torch.device, progress: bool = True) -> dict:
+    """The training loop; leaves the kept weights in the model (on the CPU) and returns the run's record.
 
-
-def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | None = None,
-          command: str = "", progress: bool = True) -> tuple[Classifier, dict]:
-    """Train, calibrate and card a model for cfg.task; writes <out> and its card when out is given."""
-    spec = get_task(cfg.task)
-    if cfg.image_size is not None and not 16 <= cfg.image_size <= 512:
-        raise ValueError(f"--image-size must be between 16 and 512 pixels, not {cfg.image_size}")
-    if cfg.image_size and cfg.image_size != spec.image_size:  # the checkpoint saves the spec, so predict follows
-        spec = replace(spec, image_size=cfg.image_size)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    ds, _, train_idx, val_idx = training_split(load_dataset(spec, data_path), cfg.max_per_class, cfg.val_fraction, cfg.seed)
-    tx, ty = ds.images[train_idx], torch.from_numpy(ds.labels[train_idx])
-    vx, vy = ds.images[val_idx], ds.labels[val_idx]
-    model_args = {"architecture": cfg.architecture, "width": cfg.width, "dropout": cfg.dropout}
-    model = build_model(num_classes=spec.num_classes, **model_args)
-    if cfg.init:
-        init_weights(model, cfg.init)
-    counts = np.bincount(ds.labels[train_idx], minlength=spec.num_classes)
-    weights = torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32) if cfg.balance else None
+    Runs of the task's own data alone keep the epoch that validates best (as before); multi-source
+    runs keep the last epoch of the one-cycle schedule, so that no held-out dataset picks it.
+    """
+    k = spec.num_classes
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    model.to(device)
+    x = torch.from_numpy(ds.images[train_idx]).to(device)
+    y = torch.from_numpy(ds.labels[train_idx]).to(device)
+    own_val = val_idx[ds.origin[val_idx] == own_origin(spec)]
+    outer_val = val_idx[ds.origin[val_idx] != own_origin(spec)]
+    multi = len(np.unique(ds.origin[train_idx])) > 1
+    draw = sample_weights(ds.origin[train_idx], ds.labels[train_idx], cfg.source_power) if multi else None
+    per_epoch = (cfg.epoch_size or len(train_idx)) if multi else len(train_idx)
+    counts = np.bincount(ds.labels[train_idx], minlength=model.head.out_features)
+    weights = (torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32, device=device)
+               if cfg.balance else None)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * -(-len(ty) // cfg.batch_size)
+    steps = cfg.epochs * -(-per_epoch // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
-    aug = scaled(AugmentConfig(hflip=spec.hflip), cfg.augment_strength)
-
+    aug = scaled(replace(AUGMENT_SETS[cfg.augment_set], hflip=spec.hflip), cfg.augment_strength)
+    order_gen = torch.Generator().manual_seed(cfg.seed)
+    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     history, best, started = [], None, time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        with tqdm(total=len(ty), desc=f"epoch {epoch}/{cfg.epochs}", unit="img", disable=not progress, leave=False) as bar:
-            train_loss = train_one_epoch(model, opt, sched, tx, ty, cfg, aug, gen, weights, bar)
-        logits, _ = logits_and_features(model, vx)
-        val_loss = float(F.cross_entropy(logits, torch.from_numpy(vy)))
-        val_acc = float((logits.argmax(1).numpy() == vy).mean())
-        val_auc = auc_score(torch.softmax(logits, 1).numpy(), vy)
-        history.append({"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(val_loss, 5),
-                        "val_accuracy": round(val_acc, 5), "val_auc": None if val_auc is None else round(val_auc, 5),
-                        "seconds": round(time.perf_counter() - t0, 1)})
+        model.train()
+        order = (torch.multinomial(draw, per_epoch, replacement=True, generator=order_gen) if multi
+                 else torch.randperm(per_epoch, generator=order_gen)).to(device)
+        total = 0.0
+        with tqdm(total=per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", unit="img", disable=not progress, leave=False) as bar:
+            for start in range(0, per_epoch, cfg.batch_size):
+                idx = order[start : start + cfg.batch_size]
+                xb = to_tensor(x[idx])
+                if cfg.augment:
+                    xb = augment_batch(xb, aug, aug_gen)
+                with autocast:
+                    loss = F.cross_entropy(model(xb).float(), y[idx], weight=weights)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+                bar.update(len(idx))
+        row = {"epoch": epoch, "train_loss": round(total / per_epoch, 5),
+               **validation_row(model, ds, own_val, outer_val, k, device), "seconds": round(time.perf_counter() - t0, 1)}
+        history.append(row)
         if progress:
-            print(f"epoch {epoch}: train loss {train_loss:.4f}  val loss {val_loss:.4f}  val acc {val_acc:.4%}"
-                  + (f"  val AUC {val_auc:.4f}" if val_auc is not None else ""), flush=True)
+            print("  ".join(f"{key} {value}" for key, value in row.items()), flush=True)
         # two-class tasks pick their decision threshold later, so select on AUC; others on accuracy
-        score = (val_auc or 0.0, -val_loss) if spec.positive_class else (val_acc, -val_loss)
-        if best is None or score > best[0]:
-            best = (score, epoch, {k: v.clone() for k, v in model.state_dict().items()})
-    train_seconds = time.perf_counter() - started
-    model.load_state_dict(best[2])
+        score = (row.get("val_auc") or 0.0, -row["val_loss"]) if spec.positive_class else (row["val_accuracy"], -row["val_loss"])
+        if multi or best is None or score > best[0]:
+            best = (score, epoch, {key: v.detach().cpu().clone() for key, v in model.state_dict().items()})
+    model.cpu().load_state_dict(best[2])
     model.eval()
+    return {"history": history, "best_epoch": best[1], "seconds": time.perf_counter() - started,
+            "selection": "last epoch (one-cycle schedule)" if multi else "best validation epoch"}
 
-    clf, fitted = calibrate(model, spec, tx, ty.numpy(), vx, vy, cfg.ood_quantile)
-    card = build_card(cfg, spec, ds, train_idx, val_idx, model, model_args, history, best[1], train_seconds, command)
-    card.update(calibration_sections(clf, fitted, vy, cfg.ood_quantile))
+
+def validation_row(model, ds: Dataset, own_val: np.ndarray, outer_val: np.ndarray, k: int, device) -> dict:
+    """Per-epoch numbers: loss, accuracy and AUC on the task's own validation split; on held-out datasets,
+    the share named right (images of other kinds: called 'other')."""
+    logits, _ = logits_and_features(model, ds.images[own_val], device=device)
+    vy = torch.from_numpy(ds.labels[own_val])
+    row = {"val_loss": round(float(F.cross_entropy(logits, vy)), 5),
+           "val_accuracy": round(float((logits[:, :k].argmax(1) == vy).float().mean()), 5)}
+    auc = auc_score(torch.softmax(logits[:, :k], 1).numpy(), vy.numpy())
+    row["val_auc"] = None if auc is None else round(auc, 5)
+    if len(outer_val):
+        outer, _ = logits_and_features(model, ds.images[outer_val], device=device)
+        row["held_out_accuracy"] = round(float((outer.argmax(1).numpy() == ds.labels[outer_val]).mean()), 5)
+    return row
+
+
+def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | None = None, command: str = "",
+          progress: bool = True, paths: dict | None = None, rejection: dict | None = None,
+          card_extra: dict | None = None) -> tuple[Classifier, dict]:
+    """Train, calibrate and card a model for cfg.task; writes <out> and its card when out is given.
+
+    Args:
+        paths: other sources' archives by source name (default: the data folder).
+        rejection: temperature, 'other' and distance thresholds chosen by cross-validation on held-out
+            datasets (crossval.py); without it they are fitted on the task's own validation split.
+        card_extra: further model-card sections (e.g. the cross-validation record).
+    """
+    spec = task_spec(cfg)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    ds, notes = training_data(spec, cfg, data_path, paths)
+    for note in notes:
+        print(f"note: {note}", flush=True)
+    _, train_idx, val_idx = training_split(ds, spec, cfg)
+    model_args = {"architecture": cfg.architecture, "width": cfg.width, "dropout": cfg.dropout}
+    if spec.rejects and ds.foreign[train_idx].any():
+        model_args["reject"] = True
+    model = build_model(num_classes=spec.num_classes, **model_args)
+    if cfg.init:
+        init_weights(model, cfg.init)
+    run = fit(model, cfg, spec, ds, train_idx, val_idx, device, progress)
+
+    own_val = val_idx[ds.origin[val_idx] == own_origin(spec)]
+    clf, fitted = calibrate(model, spec, ds, train_idx, own_val, cfg.ood_quantile, rejection)
+    card = build_card(cfg, spec, ds, train_idx, val_idx, model, model_args, run, command, device, notes)
+    card.update(calibration_sections(clf, fitted, cfg.ood_quantile))
     if cfg.baseline:
-        card["baseline"] = pca_logistic_baseline(tx, ty.numpy(), vx, vy, spec.classes, seed=cfg.seed)
+        in_kind = train_idx[~ds.foreign[train_idx]]
+        card["baseline"] = pca_logistic_baseline(ds.images[in_kind], ds.labels[in_kind], ds.images[own_val],
+                                                 ds.labels[own_val], spec.classes, seed=cfg.seed)
     card["speed"] = predict_latency(clf)
+    card.update(card_extra or {})
     clf.card = card
     if out is not None:
         save_classifier(clf, Path(out), model_args)
     return clf, card
 
 
-def calibrate(model, spec: TaskSpec, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
-              val_y: np.ndarray, ood_quantile: float) -> tuple[Classifier, dict]:
-    """Fit the temperature, the OOD statistics and (two-class tasks) the operating threshold."""
-    val_logits, val_feats = logits_and_features(model, val_x)
-    temperature = fit_temperature(val_logits, torch.from_numpy(val_y))
-    _, train_feats = logits_and_features(model, train_x)
-    ood = MahalanobisOOD.fit(train_feats.numpy(), train_y)
-    val_scores = ood.score(val_feats)
-    ood.set_threshold(val_scores, ood_quantile)
-    val_probs = torch.softmax(val_logits / temperature, 1).numpy()
-    threshold = None
-    if spec.positive_class:
-        pos = spec.classes.index(spec.positive_class)
-        threshold = choose_threshold(val_probs[:, pos], val_y == pos)
-    clf = Classifier(model, spec, temperature, ood, operating_threshold=threshold)
-    return clf, {"val_probs": val_probs, "raw_val_probs": torch.softmax(val_logits, 1).numpy(), "val_scores": val_scores}
-
-
-def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, model_args, history, best_epoch,
-               train_seconds, command) -> dict:
+def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, model_args, run: dict, command: str,
+               device: torch.device, notes: list[str]) -> dict:
     """The model card's description of the model, its data and its training run."""
     n_params = count_parameters(model)
-    groups = duplicate_groups(ds.images)
+    own = ds.origin == own_origin(spec)
+    groups = duplicate_groups(ds.images[own])
+    gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     return {
         "task": spec.name,
         "title": spec.title,
@@ -252,41 +311,35 @@ def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, mode
                              f"letterbox onto a black {spec.image_size}x{spec.image_size} square (Lanczos) -> model normalises (x-0.5)/0.25",
         },
         "model": {**model_args, "parameters": n_params, "size_mb": round(n_params * 4 / 2**20, 2),
-                  "cam_layer": model.cam_layer},
+                  "cam_layer": model.cam_layer, "outputs": list(spec.classes) + (["other"] if model_args.get("reject") else [])},
         "training": {
-            "config": asdict(cfg), "command": command, "best_epoch": best_epoch,
-            "seconds": round(train_seconds, 1), "history": history,
+            "config": asdict(cfg), "command": command, "best_epoch": run["best_epoch"], "selection": run["selection"],
+            "seconds": round(run["seconds"], 1), "history": run["history"], "device": device.type,
             "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
-                        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"),
+                        + (gpu or ", trained on the CPU"),
             "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         },
         "data": {
             "source": spec.source.filename, "fingerprint": ds.fingerprint, "images": len(ds),
-            "train": int(len(train_idx)), "validation": int(len(val_idx)),
+            "train": int(own[train_idx].sum()), "validation": int(own[val_idx].sum()),  # of the task's own dataset
+            "train_all_sources": int(len(train_idx)), "validation_all_sources": int(len(val_idx)),
             "duplicate_images": int(len(groups) - len(np.unique(groups))),
-            "split": "official train/val split" if {"train", "val"} <= set(ds.split.tolist())
+            "split": "official train/val split" if {"train", "val"} <= set(ds.split[own].tolist())
                      else f"stratified {1 - cfg.val_fraction:.0%}/{cfg.val_fraction:.0%}, exact duplicates kept on one side (seed {cfg.seed})",
+            "sources": source_counts(ds, train_idx, val_idx), "held_out": list(cfg.held_out), "missing": notes,
         },
     }
 
 
-def calibration_sections(clf: Classifier, fitted: dict, val_y: np.ndarray, ood_quantile: float) -> dict:
-    """The card's validation metrics, calibration, OOD and operating-threshold sections."""
-    probs = fitted["val_probs"]
-    metrics = compute_metrics(probs, val_y, clf.classes, clf.label_indices(probs))
-    sections = {
-        "validation": metrics,
-        "calibration": {"method": "temperature scaling on validation", "temperature": round(clf.temperature, 4),
-                        "ece_before": round(expected_calibration_error(fitted["raw_val_probs"], val_y), 5),
-                        "ece_after": round(metrics["ece"], 5)},
-        "ood": {"method": "Mahalanobis distance on L2-normalised penultimate features (shared covariance)",
-                "threshold": round(clf.ood.threshold, 4), "quantile": ood_quantile,
-                "validation_flag_rate": round(float((fitted["val_scores"] > clf.ood.threshold).mean()), 5)},
-    }
-    if clf.operating_threshold is not None:
-        sections["operating_threshold"] = {"class": clf.spec.positive_class, "threshold": round(clf.operating_threshold, 5),
-                                           "chosen_by": "Youden's J on the validation split"}
-    return sections
+def source_counts(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray) -> dict:
+    """Images per dataset and label name, in training and validation."""
+    names = list(ds.classes) + ["other"]
+    out: dict = {}
+    for part, idx in (("train", train_idx), ("validation", val_idx)):
+        for origin, label in zip(ds.origin[idx], ds.labels[idx]):
+            entry = out.setdefault(str(origin), {}).setdefault(part, {})
+            entry[names[label]] = entry.get(names[label], 0) + 1
+    return out
 
 
 def save_classifier(clf: Classifier, out: Path, model_args: dict) -> None:
@@ -301,20 +354,22 @@ def recalibrate(path: Path, data_path: str | Path | None = None, command: str = 
     """Refit temperature, OOD statistics and threshold of a trained checkpoint on its own split.
 
     The split is rebuilt from the card's training config; the dataset must have the same
-    fingerprint as in training. Weights are unchanged. Returns the updated card.
+    fingerprint as in training. Weights are unchanged; thresholds chosen by cross-validation
+    (the card's `rejection`) are kept. Returns the updated card.
     """
     from .checkpoint import load_checkpoint, read_card
 
     model, spec, state = load_checkpoint(path)
     card = read_card(path)
     cfg = TrainConfig(**card["training"]["config"])
-    ds, _, train_idx, val_idx = training_split(load_dataset(spec, data_path), cfg.max_per_class, cfg.val_fraction, cfg.seed)
+    ds, _ = training_data(spec, cfg, data_path)
     if ds.fingerprint != card["data"]["fingerprint"]:
         raise ValueError(f"the dataset's fingerprint {ds.fingerprint} differs from the one {path} was trained on "
                          f"({card['data']['fingerprint']}); recalibrate on the same data")
-    clf, fitted = calibrate(model, spec, ds.images[train_idx], ds.labels[train_idx], ds.images[val_idx],
-                            ds.labels[val_idx], cfg.ood_quantile)
-    card.update(calibration_sections(clf, fitted, ds.labels[val_idx], cfg.ood_quantile))
+    _, train_idx, val_idx = training_split(ds, spec, cfg)
+    own_val = val_idx[ds.origin[val_idx] == own_origin(spec)]
+    clf, fitted = calibrate(model, spec, ds, train_idx, own_val, cfg.ood_quantile, card.get("rejection"))
+    card.update(calibration_sections(clf, fitted, cfg.ood_quantile))
     card["training"]["recalibrated"] = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     clf.card = card
     save_classifier(clf, Path(path), state["model_args"])

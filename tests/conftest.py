@@ -32,6 +32,12 @@ def noise_png(seed: int = 0, size: int = 64) -> bytes:
     return png_of(np.random.default_rng(seed).integers(0, 256, (size, size), dtype=np.uint8))
 
 
+def checkerboard_png(cells: int = 8, size: int = 96) -> bytes:
+    """A PNG of a black-and-white checkerboard: a picture that is no scan of any kind."""
+    yy, xx = np.mgrid[:size, :size] * cells // size
+    return png_of(((xx + yy) % 2 * 255).astype(np.uint8))
+
+
 def hand_like_png(size: int = 96) -> bytes:
     """A PNG of a bright palm with five fingers on black, drawn in code (a stand-in when MedNIST is absent)."""
     yy, xx = np.mgrid[:size, :size] / size
@@ -105,8 +111,9 @@ def scans(mednist_images) -> dict[str, bytes]:
 
 @pytest.fixture(scope="session")
 def samples() -> SimpleNamespace:
-    """Image makers for tests: noise_png(seed), hand_like_png(), png_of(array), broken (bytes)."""
-    return SimpleNamespace(noise_png=noise_png, hand_like_png=hand_like_png, png_of=png_of, broken=BROKEN_FILE)
+    """Image makers for tests: noise_png(seed), checkerboard_png(cells), hand_like_png(), png_of(array), broken (bytes)."""
+    return SimpleNamespace(noise_png=noise_png, checkerboard_png=checkerboard_png, hand_like_png=hand_like_png,
+                           png_of=png_of, broken=BROKEN_FILE)
 
 
 @pytest.fixture(scope="session")
@@ -130,7 +137,7 @@ def tiny_search(tmp_path_factory) -> Path:
     from medimg_core.cli import main
 
     rc = main(["search", "--task", "modality", "--data", str(data), "--max-per-class", "20", "--epochs", "1",
-               "--batch-size", "32", "--vary", "width=8", "--out", str(out)])
+               "--batch-size", "32", "--vary", "width=8", "--no-sources", "--out", str(out)])
     assert rc == 0
     return out
 

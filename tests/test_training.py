@@ -82,7 +82,7 @@ def test_a_missing_model_is_a_one_line_error(tmp_path, capsys):
 
 def test_training_is_reproducible_with_a_fixed_seed(tmp_path):
     root = make_class_folders(tmp_path / "data", ("AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"), 6)
-    cfg = TrainConfig(task="modality", epochs=1, batch_size=8, baseline=False, val_fraction=0.34)
+    cfg = TrainConfig(task="modality", epochs=1, batch_size=8, baseline=False, val_fraction=0.34, sources=False)
     (a, _), (b, _) = (train(cfg, root, progress=False) for _ in range(2))
     x = np.random.default_rng(1).random((64, 64), dtype=np.float32)
     assert a.predict(x).probabilities == b.predict(x).probabilities
@@ -124,7 +124,7 @@ def test_calibrate_refits_a_copy_without_touching_the_weights(tiny_model, tmp_pa
     assert all(torch.equal(before["state_dict"][k], v) for k, v in after["state_dict"].items())
     card = json.loads(copy.with_suffix(".json").read_text())
     assert card["training"]["recalibrated"]["command"].startswith("python -m medimg_core calibrate")
-    assert card["ood"]["threshold"] == round(after["ood"]["threshold"], 4) and "recalibrated" in capsys.readouterr().out
+    assert card["ood"]["threshold"] == round(after["ood"]["mahalanobis"]["threshold"], 4) and "recalibrated" in capsys.readouterr().out
 
 
 def test_the_card_records_the_cpu_latency_of_one_image(tiny_model):
@@ -152,7 +152,7 @@ def test_a_tiny_pneumonia_run_chooses_a_threshold_and_reports_auc(tmp_path, caps
 
     data, out = shared_file("pneumoniamnist.npz"), tmp_path / "pneumonia.pt"
     assert main(["train", "--task", "pneumonia", "--data", str(data), "--epochs", "2", "--max-per-class", "80",
-                 "--batch-size", "32", "--balance", "--no-baseline", "--out", str(out)]) == 0
+                 "--batch-size", "32", "--balance", "--no-baseline", "--no-sources", "--out", str(out)]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["data"]["split"] == "official train/val split" and card["training"]["config"]["balance"]
     assert 0 < card["operating_threshold"]["threshold"] <= 1 and card["validation"]["auc"] > 0.5
@@ -167,7 +167,8 @@ def test_a_tiny_brain_tumour_run_works_at_128_pixels(tmp_path, brain_images):
 
     out = tmp_path / "brain-tumor.pt"
     assert main(["train", "--task", "brain-tumor", "--data", str(shared_file("brain-tumor-mri-training.tar.gz")),
-                 "--epochs", "1", "--max-per-class", "20", "--batch-size", "16", "--no-baseline", "--out", str(out)]) == 0
+                 "--epochs", "1", "--max-per-class", "20", "--batch-size", "16", "--no-baseline", "--no-sources",
+                 "--out", str(out)]) == 0
     clf = load_classifier("brain-tumor", out)
     assert clf.card["input"]["size"] == [128, 128] and clf.card["data"]["validation"] >= 4
     image = read_image(brain_images["glioma"][0])
@@ -178,7 +179,7 @@ def test_a_tiny_brain_tumour_run_works_at_128_pixels(tmp_path, brain_images):
 def test_another_input_size_is_saved_with_the_model_and_used_to_predict(mednist, tmp_path):
     out = tmp_path / "small.pt"
     assert main(["train", "--task", "modality", "--data", str(mednist), "--image-size", "32", "--epochs", "1",
-                 "--max-per-class", "20", "--batch-size", "32", "--no-baseline", "--out", str(out)]) == 0
+                 "--max-per-class", "20", "--batch-size", "32", "--no-baseline", "--no-sources", "--out", str(out)]) == 0
     clf = load_classifier("modality", out)
     assert clf.spec.image_size == 32 and clf.card["input"]["size"] == [32, 32]
     assert clf.explain(np.random.default_rng(0).random((100, 80), dtype=np.float32)).shape == (32, 32)

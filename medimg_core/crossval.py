@@ -1,0 +1,173 @@
+"""Cross-validation by dataset: how a task's model does on sources it never saw, and the rejection
+thresholds and temperature chosen there.
+
+Each fold holds out whole datasets (`sources.dataset_folds`); its model trains on the rest and
+predicts the held-out images, so every dataset is judged by a model that never saw it. The
+pooled held-out predictions choose the temperature, the 'other' threshold, the distance factor of
+the rejection rule and (two-class tasks) the operating threshold; the numbers reported for each
+fold use values chosen on the *other* folds only, so no dataset is scored with thresholds tuned
+on itself. `train_with_crossval` then trains the shipped model on everything with those values.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .calibration import choose_threshold, fit_temperature
+from .evaluation import open_set_metrics
+from .models import build_model
+from .ood import MahalanobisOOD
+from .sources import dataset_folds, own_origin
+from .training import (TrainConfig, fit, init_weights, logits_and_features, resolve_device, task_spec, train,
+                       training_data, training_split)
+
+OTHER_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+DISTANCE_GRID = (1.0, 1.25, 1.5, 2.0, 3.0, 1000.0)  # 1000: in effect, the distance never flags
+MAX_OWN_FLAGGED = 0.01  # the rejection rule may flag at most 1% of the task's own validation images
+
+
+def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | None = None, paths: dict | None = None,
+                   progress: bool = True) -> dict:
+    """Train one model per fold of held-out datasets; returns the record (choices, tables, predictions)."""
+    spec = task_spec(cfg)
+    device = resolve_device(cfg.device)
+    ds, notes = training_data(spec, cfg, data_path, paths)
+    own, k = own_origin(spec), spec.num_classes
+    held = dataset_folds(ds, own, folds, cfg.seed)
+    started, parts = time.perf_counter(), []
+    for f, names in enumerate(held):
+        if progress:
+            print(f"fold {f + 1}/{len(held)}: holding out {', '.join(names)}", flush=True)
+        fold_cfg = replace(cfg, held_out=names)
+        torch.manual_seed(cfg.seed)
+        _, train_idx, val_idx = training_split(ds, spec, fold_cfg)
+        model = build_model(cfg.architecture, k, cfg.width, cfg.dropout, reject=bool(ds.foreign[train_idx].any()))
+        if cfg.init:
+            init_weights(model, cfg.init)
+        fit(model, fold_cfg, spec, ds, train_idx, val_idx, device, progress)
+        logits, feats = logits_and_features(model, ds.images[val_idx])
+        in_kind = train_idx[ds.labels[train_idx] < k]
+        maha = MahalanobisOOD.fit(logits_and_features(model, ds.images[in_kind])[1].numpy(), ds.labels[in_kind])
+        distance = maha.score(feats)
+        reference = float(np.quantile(distance[ds.origin[val_idx] == own], cfg.ood_quantile))
+        parts.append({"fold": np.full(len(val_idx), f), "index": val_idx, "logits": logits.numpy(),
+                      "distance": distance / reference})
+    pooled = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    pooled["labels"], pooled["origins"] = ds.labels[pooled["index"]], ds.origin[pooled["index"]]
+    chosen = choose_rejection(pooled, spec, own)
+    nested = nested_predictions(pooled, spec, own)
+    flagged, probs, pred = nested
+    outer = pooled["origins"] != own
+    record = {
+        "folds": held, "seconds": round(time.perf_counter() - started, 1), "device": device.type, "notes": notes,
+        "chosen": chosen,
+        "held_out": open_set_metrics(probs[outer], pred[outer], flagged[outer], pooled["labels"][outer], spec.classes,
+                                     pooled["origins"][outer]),
+        "own_validation": own_validation(pooled, nested, spec, own),
+        "per_fold": [fold_summary(pooled, nested, spec, own, f) for f in range(len(held))],
+    }
+    return record
+
+
+def calibrated(logits: np.ndarray, k: int, temperature: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N x K class probabilities, N P(other) or None) at a temperature."""
+    t = torch.from_numpy(logits).float() / temperature
+    probs = torch.softmax(t[:, :k], 1).numpy()
+    return probs, (torch.softmax(t, 1)[:, k].numpy() if logits.shape[1] > k else None)
+
+
+def predicted(probs: np.ndarray, spec, operating_threshold: float | None) -> np.ndarray:
+    """Class indices: argmax, or the two-class operating threshold on the positive class."""
+    if operating_threshold is None or not spec.positive_class:
+        return probs.argmax(1)
+    pos = spec.classes.index(spec.positive_class)
+    return np.where(probs[:, pos] >= operating_threshold, pos, 1 - pos)
+
+
+def is_flagged(distance: np.ndarray, p_other: np.ndarray | None, chosen: dict) -> np.ndarray:
+    """The rejection rule (ood.RejectionRule) on pooled held-out values."""
+    flags = distance > chosen["distance_factor"]
+    if p_other is not None:
+        flags |= p_other > chosen["other_threshold"]
+    return flags
+
+
+def choose_rejection(pooled: dict, spec, own: str) -> dict:
+    """Temperature, thresholds and distance factor from pooled held-out predictions (see module docstring)."""
+    k, labels, origins = spec.num_classes, pooled["labels"], pooled["origins"]
+    in_kind = labels < k
+    temperature = fit_temperature(torch.from_numpy(pooled["logits"][in_kind][:, :k]), torch.from_numpy(labels[in_kind]))
+    probs, p_other = calibrated(pooled["logits"], k, temperature)
+    chosen = {"temperature": round(temperature, 4)}
+    if spec.positive_class:
+        pos, mine = spec.classes.index(spec.positive_class), origins == own
+        chosen["operating_threshold"] = round(choose_threshold(probs[mine, pos], labels[mine] == pos), 5)
+    right = predicted(probs, spec, chosen.get("operating_threshold")) == labels
+    units = [(origins == o) & (in_kind == side) for o in np.unique(origins) for side in (True, False)]
+    units = [u for u in units if u.any()]
+    best = None
+    for other in OTHER_GRID if p_other is not None else (None,):
+        for factor in DISTANCE_GRID:
+            trial = {"other_threshold": other, "distance_factor": factor}
+            flags = is_flagged(pooled["distance"], p_other, trial)
+            if flags[origins == own].mean() > MAX_OWN_FLAGGED:
+                continue
+            success = np.where(in_kind, right & ~flags, flags)
+            score = float(np.mean([success[u].mean() for u in units]))
+            if best is None or score > best[0]:
+                best = (score, trial)
+    if best is None:  # nothing keeps the own images: fall back to the plain validation quantile
+        best = (float("nan"), {"other_threshold": 0.5 if p_other is not None else None, "distance_factor": 1.0})
+    chosen.update(best[1])
+    chosen["balanced_success"] = round(best[0], 5)
+    return chosen
+
+
+def nested_predictions(pooled: dict, spec, own: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flagged, probabilities, predicted class) of every pooled image, with each fold's values chosen on the others."""
+    k = spec.num_classes
+    n = len(pooled["labels"])
+    flagged, probs, pred = np.zeros(n, bool), np.zeros((n, k), np.float32), np.zeros(n, np.int64)
+    for f in np.unique(pooled["fold"]):
+        mine, rest = pooled["fold"] == f, pooled["fold"] != f
+        chosen = choose_rejection({key: v[rest] for key, v in pooled.items()}, spec, own)
+        p, other = calibrated(pooled["logits"][mine], k, chosen["temperature"])
+        probs[mine], pred[mine] = p, predicted(p, spec, chosen.get("operating_threshold"))
+        flagged[mine] = is_flagged(pooled["distance"][mine], other, chosen)
+    return flagged, probs, pred
+
+
+def own_validation(pooled: dict, nested: tuple, spec, own: str) -> dict:
+    """The fold models on the task's own validation split: mean and spread of accuracy, flags and ECE."""
+    per_fold = [fold_summary(pooled, nested, spec, own, f)["own"] for f in np.unique(pooled["fold"])]
+    out = {}
+    for key in ("accuracy", "in_kind_flagged", "ece"):
+        values = np.array([p[key] for p in per_fold if key in p])
+        out[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+    return out
+
+
+def fold_summary(pooled: dict, nested: tuple, spec, own: str, fold: int) -> dict:
+    """One fold's numbers: its held-out datasets (in kind and foreign) and the own validation split."""
+    flagged, probs, pred = nested
+    mine = pooled["fold"] == fold
+    summary = {}
+    for name, rows in (("held_out", mine & (pooled["origins"] != own)), ("own", mine & (pooled["origins"] == own))):
+        summary[name] = open_set_metrics(probs[rows], pred[rows], flagged[rows], pooled["labels"][rows], spec.classes)
+        summary[name].pop("in_kind_metrics", None)
+    return summary
+
+
+def train_with_crossval(cfg: TrainConfig, folds: int = 5, data_path: str | Path | None = None,
+                        out: Path | None = None, command: str = "", progress: bool = True, paths: dict | None = None):
+    """Cross-validate by dataset, then train the shipped model on everything with the values chosen there."""
+    record = cross_validate(cfg, folds, data_path, paths, progress)
+    external = {key: record[key] for key in ("folds", "held_out", "own_validation", "per_fold", "seconds", "device")}
+    external["method"] = (f"{len(record['folds'])}-fold cross-validation by dataset: each dataset other than "
+                          f"{own_origin(task_spec(cfg))} is held out once; each fold's thresholds chosen on the other folds")
+    return train(cfg, data_path, out, command, progress, paths, rejection=record["chosen"],
+                 card_extra={"rejection": record["chosen"], "external": external})

@@ -1,0 +1,145 @@
+"""Cross-validation by dataset, open-set evaluation with an other/ folder, and the CLI's words for a flagged image."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medimg_core import get_task, load_classifier
+from medimg_core.cli import main
+from medimg_core.training import resolve_device
+from tests.imagegen import make_class_folders
+from tests.test_sources import make_supplement
+
+MODALITY = get_task("modality")
+
+
+@pytest.fixture(scope="module")
+def crossvalidated(tmp_path_factory):
+    """A one-epoch modality model cross-validated in 2 folds on generated images and a generated supplement."""
+    root = tmp_path_factory.mktemp("crossval")
+    data = root / "downloads"
+    data.mkdir()
+    make_supplement(data / "scan-kinds.tar.gz")
+    own = make_class_folders(root / "MedNIST", MODALITY.classes, per_class=10)
+    out = root / "models" / "modality.pt"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDIMG_DATA_DIR", str(data))
+        mp.setenv("MEDIMG_CACHE_DIR", str(root / "cache"))
+        assert main(["train", "--task", "modality", "--data", str(own), "--folds", "2", "--epochs", "1",
+                     "--batch-size", "16", "--max-foreign-per-dataset", "8", "--no-baseline", "--out", str(out)]) == 0
+    return out
+
+
+def test_cross_validation_records_every_held_out_dataset_in_the_card(crossvalidated):
+    card = json.loads(crossvalidated.with_suffix(".json").read_text())
+    external = card["external"]
+    held = sorted(name for fold in external["folds"] for name in fold)
+    assert held == sorted(external["held_out"]["per_dataset"]) and "mednist" not in held
+    assert {"hospital-a", "knees", "synthetic"} <= set(held)
+    assert external["held_out"]["in_kind"] == 12 and external["held_out"]["foreign"] == 7 + 8
+    assert len(external["per_fold"]) == 2 and set(external["own_validation"]) == {"accuracy", "in_kind_flagged", "ece"}
+
+
+def test_the_shipped_model_takes_the_values_chosen_by_cross_validation(crossvalidated):
+    card = json.loads(crossvalidated.with_suffix(".json").read_text())
+    clf = load_classifier("modality", crossvalidated)
+    chosen = card["rejection"]
+    assert clf.rejects and card["model"]["outputs"][-1] == "other"
+    assert clf.temperature == pytest.approx(chosen["temperature"])
+    assert clf.ood.other_threshold == chosen["other_threshold"] and clf.ood.distance_factor == chosen["distance_factor"]
+    assert card["ood"]["chosen_by"] == "cross-validation by dataset" and card["data"]["held_out"] == []
+
+
+def test_evaluate_with_an_other_folder_reports_flags_and_a_table_per_dataset(crossvalidated, tmp_path, capsys):
+    folder = make_class_folders(tmp_path / "eval", ("Hand", "ChestCT", "other"), per_class=3)
+    (folder / "manifest.csv").write_text("file,dataset\n" + "".join(
+        f"{c}/{i}.png,{'site-1' if i < 2 else 'site-2'}\n" for c in ("Hand", "ChestCT", "other") for i in range(3)))
+    assert main(["evaluate", "--task", "modality", "--data", str(folder), "--model", str(crossvalidated)]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["n"] == 6 and sum(map(sum, result["confusion_matrix"])) == 6  # the class metrics: own kinds only
+    open_set = result["open_set"]
+    assert open_set["in_kind"] == 6 and open_set["foreign"] == 3 and 0 <= open_set["foreign_flagged"] <= 1
+    assert set(open_set["per_dataset"]) == {"site-1", "site-2"} and open_set["per_dataset"]["site-2"]["n"] == 3
+    assert "site-1" in out and "right, not flagged" in out
+
+
+def test_evaluate_refuses_a_folder_with_only_other_images(crossvalidated, tmp_path, capsys):
+    folder = make_class_folders(tmp_path / "eval", ("other",), per_class=2)
+    assert main(["evaluate", "--task", "modality", "--data", str(folder), "--model", str(crossvalidated)]) == 2
+    assert "only images in other/" in capsys.readouterr().err
+
+
+def test_a_model_without_foreign_images_rejects_an_other_folder_only_by_distance(tiny_single_source, tmp_path, capsys):
+    folder = make_class_folders(tmp_path / "eval", ("Hand", "other"), per_class=2)
+    assert main(["evaluate", "--task", "modality", "--data", str(folder), "--model", str(tiny_single_source), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["open_set"]["foreign"] == 2 and not load_classifier("modality", tiny_single_source).rejects
+
+
+@pytest.fixture(scope="module")
+def tiny_single_source(tmp_path_factory):
+    """A one-epoch modality model trained on its own (generated) dataset only."""
+    root = tmp_path_factory.mktemp("single")
+    own = make_class_folders(root / "MedNIST", MODALITY.classes, per_class=6)
+    out = root / "modality.pt"
+    assert main(["train", "--task", "modality", "--data", str(own), "--epochs", "1", "--batch-size", "16",
+                 "--no-sources", "--no-baseline", "--out", str(out)]) == 0
+    return out
+
+
+def test_the_pneumonia_model_flags_a_hand_x_ray(scans):
+    from medimg_core import read_image
+
+    pred = load_classifier("pneumonia").predict(read_image(scans["Hand"]))
+    assert not pred.in_distribution and pred.other_probability is not None
+
+
+def test_predict_says_not_recognised_without_a_label_for_a_flagged_image(scans, tmp_path, capsys):
+    hand = tmp_path / "hand.jpeg"
+    hand.write_bytes(scans["Hand"])
+    assert main(["predict", "--task", "pneumonia", str(hand)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "not recognised" in line and "no label" in line
+    assert "%" not in line and "normal (" not in line and "pneumonia (" not in line
+
+
+def test_predict_json_keeps_the_closest_label_and_the_flag(scans, tmp_path, capsys):
+    hand = tmp_path / "hand.jpeg"
+    hand.write_bytes(scans["Hand"])
+    assert main(["predict", "--task", "pneumonia", str(hand), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["in_distribution"] is False and row["label"] in ("normal", "pneumonia") and row["other_probability"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_cuda_without_a_gpu_is_a_one_line_error(tmp_path, capsys):
+    assert main(["train", "--task", "modality", "--device", "cuda", "--data", str(tmp_path)]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_auto_picks_the_cpu_without_a_gpu_and_cuda_with_one():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu").type == "cpu"
+
+
+def test_an_unknown_device_is_refused():
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        resolve_device("tpu")
+
+
+def test_training_on_the_cpu_by_name_gives_the_same_model_as_auto_here(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("auto picks the GPU on this machine")
+    from medimg_core.training import TrainConfig, train
+
+    own = make_class_folders(tmp_path / "MedNIST", MODALITY.classes, per_class=10)
+    a, card = train(TrainConfig(task="modality", epochs=1, batch_size=8, baseline=False, sources=False, device="cpu"),
+                    own, progress=False)
+    b, _ = train(TrainConfig(task="modality", epochs=1, batch_size=8, baseline=False, sources=False), own, progress=False)
+    x = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    assert a.predict(x).probabilities == b.predict(x).probabilities and card["training"]["device"] == "cpu"
+
