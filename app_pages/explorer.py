@@ -2,6 +2,7 @@
 import streamlit as st
 
 from medimg_app import cache
+from medimg_app import explorer_map as em
 from medimg_app import explorer_widgets as ew
 from medimg_core.checkpoint import default_model_path
 from medimg_core.data import DataError
@@ -47,16 +48,16 @@ with views[0]:
             else:
                 st.warning("No embedding map is shipped for this model; download the dataset to compute one.")
         else:
-            method, colour, ring = ew.map_controls()
+            method, colour, ring = em.map_controls()
             method = method if method in emb.coords else next(iter(emb.coords))
             left, right = st.columns([3, 2], gap="medium")
             with left:
                 event = st.plotly_chart(cache.embedding_figure(*emb_key, method, colour, ring), key="explorer_map",
                                         on_select="rerun", selection_mode=("points", "box", "lasso"),
                                         config={"displaylogo": False, "scrollZoom": True})
-                st.caption(ew.map_caption(emb, method))
+                st.caption(em.map_caption(emb, method, colour))
             with right:
-                ew.selection_panel(emb, ew.selected_indices(event), ds, rows)
+                ew.selection_panel(emb, em.selected_indices(event), ds, rows)
 with views[1]:
     if views[1].open:
         if ds is None:

@@ -196,7 +196,7 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=20)
     warm = results[1:] or results
-    print(json.dumps({"points": len(emb), "projection": method, "origin": emb.origin, "chromium": CHROMIUM,
+    print(json.dumps({"points": len(emb), "projection": method, "origin": emb.loaded_from, "chromium": CHROMIUM,
                       "cpu_cores": os.cpu_count(), "runs": results,
                       "interactive_s_warm_median": sorted(r["interactive_s"] for r in warm)[len(warm) // 2]}))
     return 0

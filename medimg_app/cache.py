@@ -94,7 +94,7 @@ def model_fingerprint(task: str, stamp: int) -> str:
 
 @st.cache_resource(show_spinner="Loading the embedding map...", max_entries=4)
 def stored_embedding(task: str, model_fp: str, data_fp: str | None):
-    """The disk-cached or shipped embedding of a model (and dataset); read-only, shared by sessions.
+    """The shipped or disk-cached embedding of a model (and dataset, or a pool around it); read-only, shared by sessions.
 
     Raises:
         LookupError: none is stored yet (exceptions are not cached, so a later computation is found).
@@ -124,7 +124,7 @@ def dataset_summary(task: str, path: str, stamp: int, fingerprint: str) -> dict:
 @st.cache_data(show_spinner=False, max_entries=8)
 def embedding_figure(task: str, model_fp: str, data_fp: str | None, method: str, colour_by: str, ring: bool):
     """The map's plotly figure as a dict, built once per choice (53k points take a second to build)."""
-    from .explorer_widgets import embedding_figure as build
+    from .explorer_map import embedding_figure as build
 
     return build(stored_embedding(task, model_fp, data_fp), method, colour_by, ring).to_dict()
 

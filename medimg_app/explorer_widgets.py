@@ -1,12 +1,14 @@
-"""Drawing helpers of the dataset explorer: summary charts, galleries, the embedding map, validation errors.
+"""Drawing helpers of the dataset explorer: summary charts, galleries, the selection, validation errors.
 
 Figures are built by plain functions (testable without a running app); the `*_section`
 functions read their own widgets and draw one part of the page. The page holds one WebGL
-figure (the embedding map); every other chart is SVG.
+figure (the embedding map, explorer_map.py); every other chart is SVG.
+
+The loaded dataset is the task's own; a map of the task's pool also has points of other
+datasets, which have no image here: those are listed by file and dataset instead.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
@@ -21,93 +23,11 @@ from medimg_core.embed import Embedding, embedding_for
 from medimg_core.explore import OUTCOMES, confusion_summary, outcome_mask, sample_indices
 
 from .cache import classifier, explorer_dataset
+from .explorer_map import class_colour
 
-# D3's category colours without its red and pink, so the red rings of misclassified points stand out
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22"]
-COLOUR_BY = {"class": "True class", "predicted": "Predicted class", "confidence": "Confidence"}
-PROJECTIONS = {"tsne": "t-SNE", "pca": "PCA"}
-WRONG_COLOUR = "#d62728"
 MAX_SHOWN = 30  # images shown for a selection
 GALLERY_SIZE = 24
 THUMB = 96  # display width of a thumbnail in pixels
-
-
-def class_colour(c: int) -> str:
-    """The fixed colour of class index c, shared by every chart."""
-    return PALETTE[c % len(PALETTE)]
-
-
-def shared_folder(files: Sequence[str]) -> str:
-    """The longest folder prefix ("a/b/") common to all the file names ("" when none)."""
-    prefix = os.path.commonprefix(list(files)) if files else ""
-    return prefix[: prefix.rfind("/") + 1]
-
-
-def embedding_figure(emb: Embedding, method: str = "tsne", colour_by: str = "class", highlight_wrong: bool = True,
-                     height: int = 620) -> go.Figure:
-    """The embedding map: one WebGL figure, a scattergl trace per (true, predicted) class pair.
-
-    Splitting by the pair puts both class names (and the files' shared folder) in each trace's hover
-    template, so per point the browser only gets x, y, customdata [embedding row, confidence] and
-    the file's name within that folder. Misclassified traces are drawn last, larger and ringed in
-    red. Traces with points have meta "points"; the legend comes from point-less traces (meta
-    "legend"), one per class.
-    """
-    xy = emb.coords[method].astype(np.float32)
-    k = len(emb.classes)
-    pair = emb.labels * k + emb.preds
-    order = sorted(np.unique(pair).tolist(), key=lambda p: (p // k != p % k, p))  # correct pairs first
-    fig = go.Figure()
-    if colour_by != "confidence":  # legend entries only (no points), so rings never show in the legend
-        key = emb.labels if colour_by == "class" else emb.preds
-        for c, name in enumerate(emb.classes):
-            fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=f"{name} ({int((key == c).sum()):,})",
-                                       legendgroup=str(c), marker=dict(size=8, color=class_colour(c)), meta="legend"))
-    for p in order:
-        t, q = divmod(p, k)
-        idx = np.flatnonzero(pair == p)
-        files = [emb.files[i] for i in idx]
-        folder = shared_folder(files)  # written once in the template, so each point carries only its file name
-        wrong = t != q
-        group = t if colour_by != "predicted" else q
-        marker = dict(size=9 if wrong and highlight_wrong else 3, opacity=1.0 if wrong else 0.7)
-        if colour_by == "confidence":
-            marker.update(color=emb.confidence[idx].astype(np.float32), coloraxis="coloraxis")
-        else:
-            marker.update(color=class_colour(group))
-        if wrong and highlight_wrong:
-            marker.update(line=dict(color=WRONG_COLOUR, width=2))
-        fig.add_trace(go.Scattergl(
-            x=xy[idx, 0], y=xy[idx, 1], mode="markers", meta="points", marker=marker,
-            name=f"{emb.classes[t]} → {emb.classes[q]}", legendgroup=str(group), showlegend=False,
-            customdata=np.column_stack([idx, emb.confidence[idx]]).astype(np.float32),
-            text=[name[len(folder):] for name in files], hovertemplate=(
-                f"<b>{emb.classes[t]}</b> → {emb.classes[q]} (%{{customdata[1]:.0%}})<br>{folder}%{{text}}<extra></extra>")))
-    fig.update_layout(
-        height=height, margin=dict(l=0, r=0, t=10, b=0), dragmode="select", hovermode="closest",
-        legend=dict(itemsizing="constant", orientation="h", yanchor="top", y=-0.01, x=0),
-        xaxis=dict(showticklabels=False, title=None, zeroline=False, showgrid=False), uirevision=method,
-        yaxis=dict(showticklabels=False, title=None, zeroline=False, showgrid=False, scaleanchor="x"),
-        coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title="confidence", thickness=12, tickformat=".0%")),
-        showlegend=colour_by != "confidence",
-    )
-    return fig
-
-
-def selected_indices(event) -> np.ndarray:
-    """Embedding rows of the points selected on the map (unique, sorted; empty when none)."""
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
-        getattr(getattr(event, "selection", None), "points", []) or []
-    rows = []
-    for point in points:
-        value = point.get("customdata")  # [row, confidence]; a typed-array row arrives as {"0": row, "1": ...}
-        if isinstance(value, dict):
-            value = value.get("0")
-        elif isinstance(value, list):
-            value = value[0] if value else None
-        if value is not None:
-            rows.append(int(value))
-    return np.unique(np.array(rows, np.int64))
 
 
 def counts_figure(counts: pd.DataFrame) -> go.Figure:
@@ -153,12 +73,26 @@ def confusion_figure(cm: np.ndarray, classes: Sequence[str]) -> go.Figure:
 
 
 def caption(emb: Embedding | None, i: int, file: str) -> str:
-    """Thumbnail caption: file name, and 'true → predicted (confidence)' when predictions are known."""
+    """Thumbnail caption: file name, and 'true → answer (confidence)' when predictions are known."""
     name = PurePosixPath(file).name
     if emb is None:
         return name
-    mark = "✗ " if emb.preds[i] != emb.labels[i] else ""
-    return f"{mark}{name}: {emb.classes[emb.labels[i]]} → {emb.classes[emb.preds[i]]} ({emb.confidence[i]:.0%})"
+    mark = "✗ " if emb.wrong[i] else ""
+    return f"{mark}{name}: {emb.names[emb.labels[i]]} → {answer_text(emb, i)}"
+
+
+def answer_text(emb: Embedding, i: int) -> str:
+    """What the model said of point i: a class and its confidence, or 'not recognised'."""
+    a = emb.answers[i]
+    return "not recognised" if a == len(emb.classes) else f"{emb.names[a]} ({emb.confidence[i]:.0%})"
+
+
+def points_table(emb: Embedding, picked: np.ndarray) -> pd.DataFrame:
+    """One row per picked point: file, dataset, true label, the model's answer, confidence and OOD flag."""
+    return pd.DataFrame({"file": [emb.files[i] for i in picked], "dataset": emb.origin[picked],
+                         "class": np.asarray(emb.names)[emb.labels[picked]],
+                         "predicted": np.asarray(emb.names)[emb.answers[picked]],
+                         "confidence": emb.confidence[picked], "flagged": emb.ood[picked]})
 
 
 def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], columns: int = 6) -> None:
@@ -170,19 +104,19 @@ def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], columns: i
 
 
 def show_rows(emb: Embedding, picked: np.ndarray, ds: Dataset | None, rows: np.ndarray | None, columns: int = 6) -> None:
-    """Images of some embedding rows (or their file names when the dataset is absent)."""
-    if ds is None or rows is None:
-        st.caption("Download the dataset to see the images; here are their files.")
-        st.dataframe(pd.DataFrame({"file": [emb.files[i] for i in picked],
-                                   "class": [emb.classes[emb.labels[i]] for i in picked],
-                                   "predicted": [emb.classes[emb.preds[i]] for i in picked],
-                                   "confidence": emb.confidence[picked]}),
-                     hide_index=True, height=300, column_config={"confidence": st.column_config.NumberColumn(format="percent")})
-        return
-    present = picked[rows[picked] >= 0]
-    if len(present) < len(picked):
-        st.caption(f"{len(picked) - len(present)} of these files are not in the loaded dataset.")
+    """Images of some embedding rows; rows without an image in the loaded dataset are listed by file and dataset."""
+    has_image = rows[picked] >= 0 if ds is not None and rows is not None else np.zeros(len(picked), bool)
+    present, absent = picked[has_image], picked[~has_image]
     image_grid([ds.images[rows[i]] for i in present], [caption(emb, i, emb.files[i]) for i in present], columns)
+    if not len(absent):
+        return
+    if ds is None:
+        st.caption("Download the dataset to see the images; here are their files.")
+    else:
+        datasets = ", ".join(sorted(set(emb.origin[absent].tolist())))
+        st.caption(f"{len(absent):,} of these are not in the loaded dataset ({datasets[:200]}): their files and datasets.")
+    st.dataframe(points_table(emb, absent), hide_index=True, height=min(300, 40 + 35 * len(absent)),
+                 column_config={"confidence": st.column_config.NumberColumn(format="percent")})
 
 
 def summary_section(ds: Dataset, summary: dict) -> None:
@@ -225,7 +159,7 @@ def gallery_section(ds: Dataset, emb: Embedding | None, rows: np.ndarray | None)
         st.caption(f"{int(mask.sum()):,} images match; showing {len(picked)} at random.")
         image_grid([ds.images[i] for i in picked], [caption(None, i, ds.files[i]) for i in picked])
         return
-    mask = outcome_mask(outcome, emb.labels, emb.preds, emb.confidence, emb.ood, low) & (rows >= 0)
+    mask = outcome_mask(outcome, emb.labels, emb.answers, emb.confidence, emb.ood, low) & (rows >= 0)
     if chosen != "All classes":
         mask &= emb.labels == emb.classes.index(chosen)
     picked = sample_indices(mask, GALLERY_SIZE, seed)
@@ -247,30 +181,8 @@ def compute_offer(task: str, path: str, stamp: int, n: int) -> None:
     st.rerun()
 
 
-ORIGIN = {"shipped": "precomputed map shipped with the app", "cache": "map cached on disk", "computed": "map just computed"}
-
-
-def map_caption(emb: Embedding, method: str) -> str:
-    """What the map shows, where it came from, and how to use it."""
-    dim = emb.meta.get("feature_dim")
-    return (f"{PROJECTIONS[method]} of the model's {f'{dim}-dimensional ' if dim else ''}penultimate features for "
-            f"{len(emb):,} images ({ORIGIN.get(emb.origin, emb.origin)}); {int(emb.wrong.sum()):,} misclassified "
-            f"(red rings). Drag to select a box, click a point, or pick lasso/zoom in the toolbar; double-click resets.")
-
-
-def map_controls() -> tuple[str, str, bool]:
-    """Projection, colouring and misclassified-ring choices of the map."""
-    c = st.columns([1, 1, 1], vertical_alignment="bottom")
-    method = c[0].segmented_control("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, default="tsne",
-                                    key="explorer_projection") or "tsne"
-    colour = c[1].segmented_control("Colour by", list(COLOUR_BY), format_func=COLOUR_BY.get, default="class",
-                                    key="explorer_colour") or "class"
-    ring = c[2].toggle("Ring misclassified images", value=True, key="explorer_ring")
-    return method, colour, ring
-
-
 def selection_panel(emb: Embedding, picked: np.ndarray, ds: Dataset | None, rows: np.ndarray | None) -> None:
-    """Beside the map: what is selected, misclassified first."""
+    """Beside the map: what is selected (by class, and by dataset when other datasets are in), misclassified first."""
     with st.container(key="explorer_selection"):
         if not len(picked):
             st.markdown("**Selection**")
@@ -278,8 +190,14 @@ def selection_panel(emb: Embedding, picked: np.ndarray, ds: Dataset | None, rows
             return
         wrong = picked[emb.wrong[picked]]
         st.markdown(f"**{len(picked):,} selected**, {len(wrong):,} misclassified")
-        counts = pd.Series(np.asarray(emb.classes)[emb.labels[picked]]).value_counts()
+        counts = pd.Series(np.asarray(emb.names)[emb.labels[picked]]).value_counts()
         st.caption(" · ".join(f"{name}: {k:,}" for name, k in counts.items()))
+        elsewhere = picked[emb.origin[picked] != emb.own]
+        if len(elsewhere):
+            top = pd.Series(emb.origin[elsewhere]).value_counts()
+            st.caption(f"{len(picked) - len(elsewhere):,} of {emb.own}, {len(elsewhere):,} of other datasets: "
+                       + " · ".join(f"{name}: {k:,}" for name, k in top.head(8).items())
+                       + (f" and {len(top) - 8} more" if len(top) > 8 else ""))
         order = np.concatenate([wrong, np.random.default_rng(0).permutation(picked[~emb.wrong[picked]])])[:MAX_SHOWN]
         if len(picked) > MAX_SHOWN:
             st.caption(f"Showing {MAX_SHOWN}: misclassified first, then a random sample.")
@@ -287,32 +205,50 @@ def selection_panel(emb: Embedding, picked: np.ndarray, ds: Dataset | None, rows
 
 
 def validation_section(emb: Embedding, ds: Dataset | None, rows: np.ndarray | None, card: dict) -> None:
-    """Confusion matrix and per-class metrics on the validation split, with the misclassified images."""
+    """Confusion matrix and per-class metrics on the validation split, with the misclassified images.
+
+    The headline numbers are those of the task's own validation images (as in the model card); images
+    of held-out datasets, if the card holds any out, join the matrix, with 'other' as a row and column
+    when images of other kinds are among them.
+    """
     val = np.flatnonzero(emb.split == "val")
     if not len(val):
         st.info("This dataset has no images of the model's validation split.")
         return
-    cm, table = confusion_summary(emb.labels[val], emb.preds[val], emb.classes)
-    accuracy = float(np.trace(cm) / cm.sum())
-    stated = card.get("validation", {}).get("accuracy")
-    note = "" if stated is None else (" (as in the model card)" if abs(stated - accuracy) < 5e-4
-                                      else f" (the model card says {stated:.2%}: a different dataset or model?)")
-    st.markdown(f"**Validation split:** {len(val):,} images, accuracy {accuracy:.2%}{note}, "
-                f"macro-F1 {table['f1'].mean():.4f}.")
+    st.markdown(validation_headline(emb, val, card))
+    names = emb.names if (emb.labels[val] == len(emb.classes)).any() else emb.classes
+    cm, table = confusion_summary(emb.labels[val], emb.answers[val], names)
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(confusion_figure(cm, emb.classes), key="explorer_confusion")
+        st.plotly_chart(confusion_figure(cm, names), key="explorer_confusion")
     with right:
         st.dataframe(table, column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
-    pairs = [(t, p) for t in range(len(emb.classes)) for p in range(len(emb.classes)) if t != p and cm[t, p]]
+    pairs = [(t, p) for t in range(len(names)) for p in range(len(names)) if t != p and cm[t, p]]
     if not pairs:
         st.success("No validation image is misclassified.")
         return
     pairs.sort(key=lambda tp: -cm[tp])
-    labels = {f"{emb.classes[t]} → {emb.classes[p]} ({cm[t, p]})": (t, p) for t, p in pairs}
+    labels = {f"{names[t]} → {names[p]} ({cm[t, p]})": (t, p) for t, p in pairs}
     choice = st.pills("Misclassified validation images (true → predicted)", list(labels), default=next(iter(labels)),
                       key="explorer_confusion_pick")
     if choice:
         t, p = labels[choice]
-        picked = val[(emb.labels[val] == t) & (emb.preds[val] == p)]
+        picked = val[(emb.labels[val] == t) & (emb.answers[val] == p)]
         show_rows(emb, picked[:60], ds, rows)
+
+
+def validation_headline(emb: Embedding, val: np.ndarray, card: dict) -> str:
+    """Accuracy and macro-F1 of the own validation images (checked against the card), and of held-out datasets."""
+    mine, held = val[emb.mine[val]], val[~emb.mine[val]]
+    parts = []
+    if len(mine):
+        cm, table = confusion_summary(emb.labels[mine], emb.preds[mine], emb.classes)
+        accuracy = float(np.trace(cm) / cm.sum())
+        stated = card.get("validation", {}).get("accuracy")
+        note = "" if stated is None else (" (as in the model card)" if abs(stated - accuracy) < 5e-4
+                                          else f" (the model card says {stated:.2%}: a different dataset or model?)")
+        parts.append(f"{len(mine):,} images of {emb.own}, accuracy {accuracy:.2%}{note}, macro-F1 {table['f1'].mean():.4f}")
+    if len(held):
+        parts.append(f"{len(held):,} images of {len(np.unique(emb.origin[held]))} held-out datasets, "
+                     f"{float((~emb.wrong[held]).mean()):.1%} right (named right, or flagged when of another kind)")
+    return f"**Validation split:** {'; '.join(parts)}."

@@ -5,9 +5,14 @@ features), projects the features with PCA and t-SNE (openTSNE), and caches the r
 keyed by the fingerprints of the checkpoint file and of the dataset: a second call with the same
 model and data is read back in well under a second; another model or dataset gets its own file.
 
+The dataset may be a task's whole pool (`sources.task_pool`): its own images plus supplements and
+foreign images (label K = 'other'); every point keeps the name of the dataset it came from, so the
+map can show other hospitals' scans beside the task's own.
+
 The same arrays, numbers only (float16 coordinates, int8 labels and predictions, float16
-confidence, OOD flags, the model's split and the file names; no pixels), are shipped in
-`assets/embeddings/<task>.npz`, so the map draws on a fresh install before any download.
+confidence, OOD flags, the model's split, each point's dataset as an index into a list of names,
+and the file names; no pixels), are shipped in `assets/embeddings/<task>.npz`, so the map draws
+on a fresh install before any download.
 """
 from __future__ import annotations
 
@@ -22,10 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import Dataset, cache_dir
-from .explore import SPLIT_NAMES, model_split
+from .data import Dataset, cache_dir, fingerprint
+from .explore import SPLIT_NAMES, model_split, own_name, task_origin
+from .sources import own_origin
+from .tasks import OTHER
 
-EMBED_VERSION = 1
+EMBED_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: one dataset, no 'other' points (read with every point of the task's own)
 METHODS = ("pca", "tsne")
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "embeddings"
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
@@ -33,11 +41,14 @@ Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is hap
 
 @dataclass
 class Embedding:
-    """Per-image predictions and 2-D coordinates of one model on one dataset.
+    """Per-image predictions and 2-D coordinates of one model on one dataset (or a task's pool).
 
-    coords: method -> N x 2 float32; labels, preds: N int64; confidence: N float32 (probability of
-    the predicted class, calibrated); ood: N bool; split: N strings ("train", "val", "test", "unused");
-    files: N source names, in dataset order.
+    coords: method -> N x 2 float32; labels: N int64 (0..K-1 the task's classes, K = 'other', an image of
+    another kind); preds: N int64 class named by the model (0..K-1); confidence: N float32 (probability of
+    the predicted class, calibrated); ood: N bool (flagged: not recognised); split: N strings ("train",
+    "val", "test", "unused"); files: N source names, in dataset order; origin: N dataset names (`own` for
+    the task's own images); own_fingerprint: the fingerprint of the own images alone (the dataset the
+    explorer loads), equal to data_fingerprint when the map holds nothing else.
     """
 
     task: str
@@ -53,15 +64,43 @@ class Embedding:
     data_fingerprint: str
     meta: dict = field(default_factory=dict)  # timings and settings, for the record
     features: np.ndarray | None = None  # N x D float16, only in the disk cache
-    origin: str = "computed"  # "computed", "cache" or "shipped" (not saved)
+    loaded_from: str = "computed"  # "computed", "cache" or "shipped" (not saved)
+    origin: np.ndarray | None = None  # N dataset names; None: every point is of `own`
+    own: str = ""  # the name of the task's own dataset
+    own_fingerprint: str = ""  # "": same as data_fingerprint
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            self.origin = np.full(len(self.labels), self.own)
+        self.own_fingerprint = self.own_fingerprint or self.data_fingerprint
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @property
+    def names(self) -> tuple[str, ...]:
+        """Label names: the task's classes, then 'other' (label K)."""
+        return (*self.classes, OTHER)
+
+    @property
+    def foreign(self) -> np.ndarray:
+        """N booleans: images of another kind (label 'other')."""
+        return self.labels == len(self.classes)
+
+    @property
+    def mine(self) -> np.ndarray:
+        """N booleans: images of the task's own dataset."""
+        return self.origin == self.own
+
+    @property
+    def answers(self) -> np.ndarray:
+        """N label indices: the class the model names, or K ('other') for a foreign image it flags."""
+        return np.where(self.foreign & self.ood, len(self.classes), self.preds)
+
+    @property
     def wrong(self) -> np.ndarray:
-        """N booleans: misclassified images."""
-        return self.preds != self.labels
+        """N booleans: an image of the task's kinds named wrongly, or a foreign image not flagged."""
+        return self.answers != self.labels
 
 
 def file_fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -91,12 +130,12 @@ def run_model(clf, images: np.ndarray, batch_size: int = 1024,
     """
     preds, conf, ood, feats = [], [], [], []
     for start in range(0, len(images), batch_size):
-        probs, scores, f = clf.infer(torch.from_numpy(np.array(images[start : start + batch_size])))  # copy: may be read-only
-        p = clf.label_indices(probs)
+        out = clf.infer(torch.from_numpy(np.array(images[start : start + batch_size])))  # copy: may be read-only
+        p = clf.label_indices(out.probs)
         preds.append(p.astype(np.int64))
-        conf.append(probs[np.arange(len(p)), p].astype(np.float32))
-        ood.append(scores > clf.ood.threshold)
-        feats.append(f.astype(np.float32))
+        conf.append(out.probs[np.arange(len(p)), p].astype(np.float32))
+        ood.append(out.scores > clf.ood.threshold)
+        feats.append(out.features.astype(np.float32))
         if progress:
             done = min(start + batch_size, len(images))
             progress(done / len(images), f"Running the model: {done:,} / {len(images):,} images")
@@ -181,13 +220,37 @@ def compute_embedding(clf, ds: Dataset, methods: Sequence[str] = METHODS, seed: 
         coords["tsne"] = project_tsne(feats, seed, n_jobs, progress=lambda f, m: report(base + share["tsne"] * f, m))
         meta["seconds"]["tsne"] = round(time.perf_counter() - t0, 2)
     report(1.0, "Done")
+    named = own_name(ds, own_origin(clf.spec))  # what the own images are called in ds ("" in an unnamed set)
+    own = named or own_origin(clf.spec)
+    origin = np.where(ds.origin == named, own, ds.origin.astype(str))
     return Embedding(clf.spec.name, tuple(clf.classes), coords, ds.labels.astype(np.int64), preds, conf, ood,
-                     model_split(ds, clf.card), list(ds.files), model_fp, ds.fingerprint, meta,
-                     features=feats.astype(np.float16))
+                     model_split(ds, clf.card, named), list(ds.files), model_fp, ds.fingerprint, meta,
+                     features=feats.astype(np.float16), origin=origin, own=own,
+                     own_fingerprint=own_fingerprint(ds, origin == own))
+
+
+def own_fingerprint(ds: Dataset, mine: np.ndarray) -> str:
+    """Fingerprint of the own images of a pool in their order (= the own dataset's, as load_dataset reads it)."""
+    if mine.all():
+        return ds.fingerprint
+    idx = np.flatnonzero(mine)
+    contiguous = len(idx) and idx[-1] - idx[0] == len(idx) - 1
+    images = ds.images[idx[0] : idx[-1] + 1] if contiguous else ds.images[idx]  # a slice: no copy of the pixels
+    return fingerprint(images, ds.labels[idx])
+
+
+def data_key(ds: Dataset) -> str:
+    """What a cached map of ds is keyed by: its fingerprint, plus its images' dataset names when it has several."""
+    names = np.unique(ds.origin)
+    if len(names) <= 1:
+        return ds.fingerprint
+    codes = np.searchsorted(names, ds.origin).astype(np.int32)
+    digest = hashlib.sha1("\n".join(names.tolist()).encode() + codes.tobytes()).hexdigest()[:8]
+    return f"{ds.fingerprint}+{digest}"
 
 
 def cache_path(task: str, model_fp: str, data_fp: str, methods: Sequence[str] = METHODS) -> Path:
-    """Disk-cache file of one (model, dataset, projections) combination."""
+    """Disk-cache file of one (model, dataset, projections) combination (data_fp: a fingerprint or `data_key`)."""
     safe_data = hashlib.sha1(data_fp.encode()).hexdigest()[:16]  # subset fingerprints contain brackets
     return cache_dir() / "embeddings" / f"{task}-{model_fp}-{safe_data}-{'+'.join(sorted(methods))}-v{EMBED_VERSION}.npz"
 
@@ -200,30 +263,36 @@ def embedding_for(clf, ds: Dataset, methods: Sequence[str] = METHODS, progress: 
         clf, ds, methods, progress: as in compute_embedding (kwargs go there too).
         use_cache: False recomputes and overwrites the cached file.
     Returns:
-        an Embedding whose `origin` is "cache" or "computed".
+        an Embedding whose `loaded_from` is "cache" or "computed".
     """
     model_fp = model_fingerprint(clf)
-    path = cache_path(clf.spec.name, model_fp, ds.fingerprint, methods)
+    path = cache_path(clf.spec.name, model_fp, data_key(ds), methods)
     if use_cache and path.is_file():
-        return load_embedding(path, origin="cache")
+        return load_embedding(path, loaded_from="cache")
     emb = compute_embedding(clf, ds, methods, progress=progress, model_fp=model_fp, **kwargs)
     save_embedding(emb, path, with_features=True)
     return emb
 
 
 def save_embedding(emb: Embedding, path: str | Path, with_features: bool = False) -> Path:
-    """Write an embedding as a compressed npz, numbers and file names only (atomic)."""
+    """Write an embedding as a compressed npz, numbers and names only (atomic).
+
+    Each point's dataset is stored as an index into `origin_names` (int8, or int16 past 127 names).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"coords_{m}": c.astype(np.float16) for m, c in emb.coords.items()}
-    small = np.int8 if len(emb.classes) < 128 else np.int16
+    small = np.int8 if len(emb.names) < 128 else np.int16
+    origin_names, origin_codes = np.unique(emb.origin.astype(str), return_inverse=True)
     arrays.update(
         labels=emb.labels.astype(small), preds=emb.preds.astype(small),
         confidence=emb.confidence.astype(np.float16), ood=np.asarray(emb.ood, bool),
         split=np.array([SPLIT_NAMES.index(s) for s in emb.split], np.int8),
-        files=np.frombuffer("\n".join(emb.files).encode(), np.uint8),
+        files=text_bytes(emb.files), origin_names=text_bytes(origin_names.tolist()),
+        origin=origin_codes.astype(np.int8 if len(origin_names) < 128 else np.int16),
         info=np.array(json.dumps({"task": emb.task, "classes": list(emb.classes), "model_fingerprint": emb.model_fingerprint,
-                                  "data_fingerprint": emb.data_fingerprint, "version": EMBED_VERSION, "meta": emb.meta})),
+                                  "data_fingerprint": emb.data_fingerprint, "own": emb.own,
+                                  "own_fingerprint": emb.own_fingerprint, "version": EMBED_VERSION, "meta": emb.meta})),
     )
     if with_features and emb.features is not None:
         arrays["features"] = emb.features.astype(np.float16)
@@ -233,21 +302,45 @@ def save_embedding(emb: Embedding, path: str | Path, with_features: bool = False
     return path
 
 
-def load_embedding(path: str | Path, origin: str = "computed", with_features: bool = False) -> Embedding:
-    """Read an embedding written by save_embedding (coordinates come back as float32)."""
+def text_bytes(lines: Sequence[str]) -> np.ndarray:
+    """Names as one uint8 array of newline-separated UTF-8 (no pickled objects in the file)."""
+    return np.frombuffer("\n".join(lines).encode(), np.uint8)
+
+
+def text_lines(array: np.ndarray) -> list[str]:
+    """The names written by text_bytes."""
+    text = array.tobytes().decode()
+    return text.split("\n") if text else []
+
+
+def read_info(path: str | Path) -> dict:
+    """The description of a saved embedding (task, classes, fingerprints, version, meta), without its arrays."""
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["info"]))
+
+
+def load_embedding(path: str | Path, loaded_from: str = "computed", with_features: bool = False) -> Embedding:
+    """Read an embedding written by save_embedding (coordinates come back as float32).
+
+    A version-1 file (one dataset, written before points carried their dataset) reads with every
+    point of the task's own dataset.
+    """
     with np.load(path, allow_pickle=False) as z:
         info = json.loads(str(z["info"]))
-        if info.get("version") != EMBED_VERSION:
+        if info.get("version") not in READABLE_VERSIONS:
             raise ValueError(f"{path} is an embedding of format {info.get('version')}, not {EMBED_VERSION}.")
-        files = z["files"].tobytes().decode()
+        labels = z["labels"].astype(np.int64)
+        own = info.get("own") or task_origin(info["task"]) or info["task"]
+        origin = np.asarray(text_lines(z["origin_names"]))[z["origin"]] if "origin" in z.files else np.full(len(labels), own)
         return Embedding(
             task=info["task"], classes=tuple(info["classes"]),
             coords={k.removeprefix("coords_"): z[k].astype(np.float32) for k in z.files if k.startswith("coords_")},
-            labels=z["labels"].astype(np.int64), preds=z["preds"].astype(np.int64),
+            labels=labels, preds=z["preds"].astype(np.int64),
             confidence=z["confidence"].astype(np.float32), ood=z["ood"].astype(bool),
-            split=np.asarray(SPLIT_NAMES, dtype="<U6")[z["split"]], files=files.split("\n") if files else [],
+            split=np.asarray(SPLIT_NAMES, dtype="<U6")[z["split"]], files=text_lines(z["files"]),
             model_fingerprint=info["model_fingerprint"], data_fingerprint=info["data_fingerprint"], meta=info.get("meta", {}),
-            features=z["features"] if with_features and "features" in z.files else None, origin=origin,
+            features=z["features"] if with_features and "features" in z.files else None, loaded_from=loaded_from,
+            origin=origin, own=own, own_fingerprint=info.get("own_fingerprint", ""),
         )
 
 
@@ -258,24 +351,42 @@ def shipped_embedding_path(task: str) -> Path:
 
 def find_embedding(task: str, model_fp: str, data_fp: str | None = None,
                    methods: Sequence[str] = METHODS) -> Embedding | None:
-    """An embedding that needs no computing: the disk cache, else the shipped file, else None.
+    """An embedding that needs no computing: the shipped file, else the disk cache, else None.
 
-    The shipped file is used only when it was made with the same model (and, when a dataset is
-    given, the same dataset), so a retrained model never shows a stale map.
+    Only maps made with the same model count, so a retrained model never shows a stale map. With a
+    dataset fingerprint given, a map counts when it was made of that dataset, or of a pool whose
+    own images are that dataset (the shipped pool map of the task). A cached pool map comes before
+    a cached map of the own dataset alone.
     """
-    if data_fp is not None:
-        cached = cache_path(task, model_fp, data_fp, methods)
-        if cached.is_file():
-            return load_embedding(cached, origin="cache")
     shipped = shipped_embedding_path(task)
-    if not shipped.is_file():
+    if shipped.is_file() and fits(read_info(shipped), model_fp, data_fp):
+        emb = load_embedding(shipped, loaded_from="shipped")
+        if set(methods) <= set(emb.coords):
+            return emb
+    if data_fp is None:
         return None
-    emb = load_embedding(shipped, origin="shipped")
-    if emb.model_fingerprint != model_fp or (data_fp is not None and emb.data_fingerprint != data_fp):
-        return None
-    if not set(methods) <= set(emb.coords):
-        return None
-    return emb
+    pool = cached_pool(task, model_fp, data_fp, methods)
+    if pool is not None:
+        return load_embedding(pool, loaded_from="cache")
+    cached = cache_path(task, model_fp, data_fp, methods)
+    return load_embedding(cached, loaded_from="cache") if cached.is_file() else None
+
+
+def fits(info: dict, model_fp: str, data_fp: str | None) -> bool:
+    """Whether a saved map (its info) is of this model, and of this dataset or of a pool around it."""
+    if info.get("version") not in READABLE_VERSIONS or info.get("model_fingerprint") != model_fp:
+        return False
+    return data_fp is None or data_fp in (info.get("data_fingerprint"), info.get("own_fingerprint"))
+
+
+def cached_pool(task: str, model_fp: str, own_fp: str, methods: Sequence[str] = METHODS) -> Path | None:
+    """A disk-cached map of this model on a pool whose own images have fingerprint own_fp, if any."""
+    pattern = f"{task}-{model_fp}-*-{'+'.join(sorted(methods))}-v{EMBED_VERSION}.npz"
+    for path in sorted((cache_dir() / "embeddings").glob(pattern)):
+        info = read_info(path)
+        if info.get("own_fingerprint") == own_fp != info.get("data_fingerprint"):
+            return path
+    return None
 
 
 def align(files: Sequence[str], dataset_files: Sequence[str]) -> np.ndarray:

@@ -19,30 +19,58 @@ OUTCOMES = ("all", "correct", "wrong", "low confidence", "out-of-distribution")
 SPLIT_NAMES = ("unused", "train", "val", "test")  # per-image split codes 0..3 (see model_split)
 
 
-def model_split(ds: Dataset, card: dict) -> np.ndarray:
+def model_split(ds: Dataset, card: dict, own: str | None = None) -> np.ndarray:
     """Which split each image played in the model's training, recomputed from its card.
 
-    Re-runs the training's subset (`max_per_class`) and `split_train_val` with the card's seed and
-    validation fraction, so "val" is exactly the validation set the card's metrics were computed on.
+    Re-runs the training's subset (`max_per_class`) and split (`sources.pool_split`) with the card's
+    seed, validation fraction and held-out datasets, so "val" is exactly the validation set the
+    card's metrics were computed on. Works on the task's own dataset and on its whole pool.
 
     Args:
-        ds: the full dataset (N images).
-        card: the model card (`training.config` holds seed, val_fraction, max_per_class).
+        ds: the dataset (N images): the task's own, or its pool (`sources.task_pool`).
+        card: the model card (`training.config` holds seed, val_fraction, max_per_class, held_out, sources).
+        own: the name of the task's own dataset (default: from the card's task, see `own_name`).
     Returns:
         N strings: "train", "val", the dataset's own split name (e.g. "test") for images the
-        training never saw, or "unused" (left out by `max_per_class`, or no card).
+        training never saw, or "unused" (left out by `max_per_class`, images of other datasets when
+        the model trained on its own dataset only, or no card). Images of other datasets are
+        "train" unless the card holds their dataset out ("val").
     """
     cfg = card.get("training", {}).get("config")
     if not cfg:
         return np.where(ds.split == "", "unused", ds.split).astype("<U6")
-    out = np.where(np.isin(ds.split, ["", "train", "val"]), "unused", ds.split).astype("<U6")  # e.g. "test" stays
-    from .training import training_split
+    from .sources import pool_split
 
-    _, kept, train_idx, val_idx = training_split(ds, cfg.get("max_per_class"), float(cfg.get("val_fraction", 0.1)),
-                                                 int(cfg.get("seed", 0)))
-    out[kept[train_idx]] = "train"
-    out[kept[val_idx]] = "val"
+    out = np.where(np.isin(ds.split, ["", "train", "val"]), "unused", ds.split).astype("<U6")  # e.g. "test" stays
+    own = own_name(ds, own if own is not None else task_origin(card.get("task")))
+    present = set(np.unique(ds.origin).tolist())
+    held_out = [d for d in cfg.get("held_out") or card.get("data", {}).get("held_out") or [] if d in present]
+    _, train_idx, val_idx = pool_split(ds, own, cfg.get("max_per_class"), float(cfg.get("val_fraction", 0.1)),
+                                       int(cfg.get("seed", 0)), held_out)
+    out[train_idx] = "train"
+    out[val_idx] = "val"
+    if cfg.get("sources") is False:  # trained on its own dataset only: the other datasets' images were never seen
+        out[ds.origin != own] = "unused"
     return out
+
+
+def task_origin(task: str | None) -> str | None:
+    """The name of a registered task's own dataset (None for an unknown task)."""
+    from .sources import own_origin
+    from .tasks import get_task
+
+    try:
+        return own_origin(get_task(task)) if task else None
+    except KeyError:
+        return None
+
+
+def own_name(ds: Dataset, own: str | None) -> str:
+    """The name the task's own images carry in ds: `own`, or a single-dataset set's one name when it lacks `own`."""
+    names = np.unique(ds.origin).tolist()
+    if own is not None and (own in names or len(names) != 1):
+        return own
+    return str(names[0]) if names else own or ""
 
 
 def class_split_counts(labels: np.ndarray, splits: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:

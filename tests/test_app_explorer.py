@@ -14,7 +14,7 @@ from medimg_core import get_task
 from medimg_core.data import load_dataset
 from medimg_core.embed import compute_embedding, save_embedding, shipped_embedding_path
 from medimg_core.predict import load_classifier
-from tests.test_embed import PER_CLASS, tiny  # noqa: F401  (tiny: the session's tiny model fixture)
+from tests.test_embed import PER_CLASS, pool, supplement, tiny  # noqa: F401  (fixtures: the tiny model, a pool)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = get_task("modality")
@@ -104,6 +104,107 @@ def test_without_dataset_or_shipped_map_the_page_says_what_to_do(env):
     assert "The summary needs the dataset" in texts(show(at, "Summary"))
 
 
+def pool_embedding():
+    """A hand-made map of a pool: 3 own images, 2 scans of other hospitals, 2 images of other kinds (one not flagged)."""
+    from medimg_core.embed import Embedding
+
+    files = ["M/AbdomenCT/0.png", "M/AbdomenCT/1.png", "M/Hand/0.png", "scan-kinds/ChestCT/a.png", "scan-kinds/Hand/b.png",
+             "scan-kinds/other/k.png", "synthetic/discs/3.png"]
+    return Embedding("modality", SPEC.classes, {"pca": np.arange(14, dtype=np.float32).reshape(7, 2)},
+                     np.array([0, 0, 4, 3, 4, 6, 6]), np.array([0, 4, 4, 3, 4, 2, 1]),
+                     np.array([0.9, 0.6, 1.0, 0.8, 0.9, 0.5, 0.7], np.float32),
+                     np.array([False, False, False, False, False, True, False]),
+                     np.array(["val", "val", "train", "train", "train", "val", "val"]), files, "m", "d",
+                     origin=np.array(["mednist"] * 3 + ["hospital-a", "hospital-b", "knees", "synthetic"]), own="mednist")
+
+
+def point_hovers(fig) -> dict[int, str]:
+    """Each point's hover text, by embedding row (the trace's template with the point's text filled in)."""
+    return {int(row): t.hovertemplate.replace("%{text}", text) for t in fig.data if t.meta == "points"
+            for row, text in zip(t.customdata[:, 0], t.text)}
+
+
+def test_the_source_colouring_sets_the_own_dataset_apart_from_other_datasets_and_other_kinds():
+    from medimg_app.explorer_map import SOURCE_COLOURS, embedding_figure
+
+    fig = embedding_figure(pool_embedding(), "pca", "source")
+    legend = {t.name: t.marker.color for t in fig.data if t.meta == "legend"}
+    assert legend == {"mednist (own dataset) (3)": SOURCE_COLOURS[0],
+                      "same kinds, other datasets (2 datasets, 2)": SOURCE_COLOURS[1],
+                      "other kinds ('other') (2 datasets, 2)": SOURCE_COLOURS[2]}
+    colours = {int(row): t.marker.color for t in fig.data if t.meta == "points" for row in t.customdata[:, 0]}
+    assert [colours[i] for i in range(7)] == [SOURCE_COLOURS[g] for g in (0, 0, 0, 1, 1, 2, 2)]
+    hovers = point_hovers(fig)
+    assert "dataset: hospital-a" in hovers[3] and "dataset: knees" in hovers[5] and "dataset" not in hovers[0]
+
+
+def test_other_points_get_their_own_class_colour_and_legend_entry():
+    from medimg_app.explorer_map import OTHER_COLOUR, embedding_figure
+
+    fig = embedding_figure(pool_embedding(), "pca", "class")
+    legend = {t.name: t.marker.color for t in fig.data if t.meta == "legend"}
+    assert legend["other (2)"] == OTHER_COLOUR and len(legend) == len(SPEC.classes) + 1
+    hovers = point_hovers(fig)
+    assert hovers[5].startswith("<b>other</b> → not recognised") and hovers[6].startswith("<b>other</b> → BreastMRI")
+    ringed = {int(r) for t in fig.data if t.meta == "points" and t.marker.line.color for r in t.customdata[:, 0]}
+    assert ringed == {1, 6}  # a misnamed own image, and an image of another kind the model did not flag
+
+
+def test_the_selection_panel_lists_points_outside_the_loaded_dataset(tiny, pool, tmp_path):  # noqa: F811
+    """A pool map's points of other datasets have no image in the loaded (own) dataset: they are listed."""
+    def script(data: str, saved: str) -> None:
+        import numpy as np
+
+        from medimg_app.explorer_widgets import selection_panel
+        from medimg_core import get_task
+        from medimg_core.data import load_dataset
+        from medimg_core.embed import align, load_embedding
+
+        ds, emb = load_dataset(get_task("modality"), data), load_embedding(saved)
+        picked = np.concatenate([np.flatnonzero(emb.mine)[:2], np.flatnonzero(~emb.mine)[:4]])
+        selection_panel(emb, picked, ds, align(emb.files, ds.files))
+
+    emb = compute_embedding(load_classifier("modality", tiny[1]), pool, methods=("pca",))
+    saved = save_embedding(emb, tmp_path / "pool.npz")
+    at = AppTest.from_function(script, args=(str(tiny[0]), str(saved)), default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert "**6 selected**" in at.markdown[0].value
+    assert len(at.get("image")) == 2
+    table = at.dataframe[0].value
+    assert len(table) == 4 and set(table["dataset"]) <= set(emb.origin[~emb.mine]) and "file" in table
+    assert any("not in the loaded dataset" in c.value for c in at.caption)
+
+
+def test_the_validation_view_puts_held_out_images_of_other_kinds_in_an_other_row():
+    def script() -> None:
+        from medimg_app.explorer_widgets import validation_section
+        from tests.test_app_explorer import pool_embedding
+
+        validation_section(pool_embedding(), None, None, {"validation": {"accuracy": 0.5}})
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception, at.exception
+    headline = at.markdown[0].value
+    assert "2 images of mednist, accuracy 50.00% (as in the model card)" in headline
+    assert "2 images of 2 held-out datasets, 50.0% right" in headline
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["data"][0]["x"][-1] == "other" and "other" in at.dataframe[0].value.index
+
+
+def test_with_the_own_dataset_loaded_the_shipped_pool_map_draws(env, pool):  # noqa: F811
+    data, model = env
+    save_embedding(compute_embedding(load_classifier("modality", model), pool), shipped_embedding_path("modality"))
+    at = open_explorer()
+    at.text_input(key="explorer_data").set_value(str(data)).run()
+    assert not at.exception, at.exception
+    assert "no embedding map" not in texts(at) and point_count(charts(at)["explorer_map"]) == len(pool)
+    at.segmented_control(key="explorer_colour").set_value("source").run()
+    assert not at.exception, at.exception
+    assert "Source: grey: mednist, the task's own dataset" in texts(at)
+    show(at, "Validation errors")
+    assert "explorer_confusion" in charts(at) and "Validation split" in texts(at)
+
+
 def test_a_local_dataset_is_embedded_once_then_every_view_works(env):
     data, model = env
     at = open_explorer()
@@ -180,7 +281,7 @@ def test_the_selection_panel_shows_the_selected_images(tiny):  # noqa: F811
 
 
 def test_the_map_hover_shows_class_prediction_and_the_whole_file_name():
-    from medimg_app.explorer_widgets import embedding_figure, shared_folder
+    from medimg_app.explorer_map import embedding_figure, shared_folder
     from medimg_core.embed import Embedding
 
     assert shared_folder(["M/Hand/1.png", "M/Hand/22.png"]) == "M/Hand/" and shared_folder(["1.png"]) == ""
@@ -204,7 +305,7 @@ def test_the_map_hover_shows_class_prediction_and_the_whole_file_name():
 
 
 def test_selected_indices_reads_customdata():
-    from medimg_app.explorer_widgets import selected_indices
+    from medimg_app.explorer_map import selected_indices
 
     points = [{"customdata": 7}, {"customdata": [3, 0.9]}, {"customdata": {"0": 7, "1": 0.5}}, {"customdata": {"0": 11.0}},
               {"x": 1}]

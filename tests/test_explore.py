@@ -120,15 +120,57 @@ def test_model_split_keeps_an_official_test_split():
 def test_model_split_reproduces_the_training_validation_set(tmp_path, max_per_class):
     """The recomputed 'val' images are exactly the card's validation set (also for a max_per_class subset)."""
     folder = make_class_folders(tmp_path / "data", CLASSES, per_class=12)
-    cfg = TrainConfig(task="modality", epochs=1, batch_size=32, max_per_class=max_per_class, baseline=False, seed=3)
+    cfg = TrainConfig(task="modality", epochs=1, batch_size=32, max_per_class=max_per_class, baseline=False, seed=3,
+                      sources=False)
     clf, card = train(cfg, data_path=folder, progress=False)
     ds = load_dataset(get_task("modality"), folder)
     split = model_split(ds, card)
     assert (split == "val").sum() == card["data"]["validation"]
     assert (split == "train").sum() == card["data"]["train"]
-    assert (split == "unused").sum() == len(ds) - card["data"]["images"]
+    assert (split == "unused").sum() == len(ds) - card["data"]["train"] - card["data"]["validation"]  # "images": all read
     import torch
 
     val = split == "val"
-    probs, _, _ = clf.infer(torch.from_numpy(ds.images[val]))
+    probs = clf.infer(torch.from_numpy(ds.images[val])).probs
     assert compute_metrics(probs, ds.labels[val], CLASSES)["confusion_matrix"] == card["validation"]["confusion_matrix"]
+
+
+def toy_pool() -> Dataset:
+    """toy_dataset (distinct images) as the own 'mednist' images, then two scans of hospital-a, one of
+    hospital-b and two 'other' images."""
+    own = toy_dataset(per_class=10)
+    own.images[:, 0, 0] = np.arange(len(own))  # every image distinct: no duplicate groups
+    labels = np.array([3, 3, 0, len(CLASSES), len(CLASSES)])
+    images = np.stack([np.full((8, 8), 7 + i, np.uint8) for i in range(len(labels))])
+    return Dataset(np.concatenate([own.images, images]), np.concatenate([own.labels, labels]),
+                   own.files + [f"scan-kinds/x/{i}.png" for i in range(len(labels))], np.full(len(own) + 5, "", "<U5"),
+                   CLASSES, "pool", np.array(["mednist"] * len(own) + ["hospital-a"] * 2 + ["hospital-b"] + ["knees"] * 2))
+
+
+POOL_CARD = {"task": "modality", "training": {"config": {"seed": 0, "val_fraction": 0.2, "max_per_class": None,
+                                                         "held_out": [], "sources": True}}}
+
+
+def test_model_split_on_a_pool_splits_the_own_images_as_in_training_and_trains_on_the_others():
+    pool = toy_pool()
+    mine = pool.origin == "mednist"
+    split = model_split(pool, POOL_CARD)
+    np.testing.assert_array_equal(split[mine], model_split(pool.subset(np.flatnonzero(mine)), POOL_CARD))
+    assert (split[mine] == "val").sum() == 6 * 2 and (split[~mine] == "train").all()
+
+
+def test_model_split_on_a_pool_validates_the_datasets_the_card_holds_out():
+    pool = toy_pool()
+    card = {**POOL_CARD, "training": {"config": {**POOL_CARD["training"]["config"], "held_out": ["hospital-a", "knees"]}}}
+    split = model_split(pool, card)
+    assert (split[np.isin(pool.origin, ["hospital-a", "knees"])] == "val").all()
+    assert (split[pool.origin == "hospital-b"] == "train").all()
+    own = pool.subset(np.flatnonzero(pool.origin == "mednist"))
+    assert set(model_split(own, card).tolist()) == {"train", "val"}  # held-out datasets absent: no error
+
+
+def test_model_split_of_a_model_trained_on_its_own_dataset_only_leaves_the_others_unused():
+    pool = toy_pool()
+    card = {**POOL_CARD, "training": {"config": {**POOL_CARD["training"]["config"], "sources": False}}}
+    split = model_split(pool, card)
+    assert (split[pool.origin != "mednist"] == "unused").all() and (split[pool.origin == "mednist"] != "unused").all()
