@@ -5,7 +5,7 @@ from medimg_app import cache
 from medimg_app import models_widgets as mw
 from medimg_core import TASKS
 from medimg_core.checkpoint import default_model_path, models_dir
-from medimg_core.compare import comparison_table, search_table, training_curves
+from medimg_core.compare import comparison_table, external_table, search_table, training_curves
 
 st.title("Models")
 st.caption("Every number here is read from the model cards in `assets/models/`: validation metrics on each model's "
@@ -30,6 +30,11 @@ if not cards[0]["shipped"]:
     st.warning("No shipped model: these are comparison runs only.")
 st.caption("Two-class tasks: accuracy, sensitivity and specificity at the operating threshold chosen on validation. "
            "Models on a subset were validated on their own (smaller) split, so compare them with care.")
+
+st.subheader("On datasets it never saw")
+st.caption("Scans from other hospitals are what users drag in, so the shipped model is judged on whole datasets held "
+           "out of its training in turn (cross-validation by dataset), not only on a split of its own dataset.")
+mw.external_section(cards[0] if cards[0]["shipped"] else {}, external_table(cards[0]))
 
 st.subheader("Confusion matrices (validation)")
 mw.confusion_grid(cards)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from medimg_core import get_task
 from medimg_core.data import dataset_path
-from medimg_core.deck import DISCLAIMER, headline_numbers
+from medimg_core.deck import DISCLAIMER, NEW_SOURCES, OTHER_KINDS, headline_numbers
 
 from . import widgets
 from .cache import model_card, shipped_tasks
@@ -31,7 +31,7 @@ DESCRIPTIONS = {  # by url_path; pages not listed get no description
                   "real examples and what the model attends to.",
     "presentation": "The project in six steps for a projector, with speaker notes and a one-click slide deck (PPTX).",
 }
-HEADLINE = ("Validation accuracy", "Macro-F1", "Validation images", "Baseline accuracy")  # metrics shown per model
+HEADLINE = ("Validation accuracy", "Macro-F1", NEW_SOURCES, OTHER_KINDS, "Validation images")  # metrics shown per model
 
 
 def home_page() -> st.Page:
@@ -71,6 +71,9 @@ def model_caption(card: dict) -> str:
         parts.append(f"trained {tr['created'][:10]}")
     if card.get("baseline", {}).get("model"):
         parts.append(f"baseline: {card['baseline']['model']}")
+    if card.get("external", {}).get("folds"):
+        parts.append(f"'unseen' numbers: {len(card['external']['folds'])}-fold cross-validation by dataset "
+                     "(see the Models page)")
     return " · ".join(parts) + "."
 
 

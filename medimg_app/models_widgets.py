@@ -10,17 +10,41 @@ from medimg_app.explorer_widgets import confusion_figure
 
 METRIC_LABELS = {"val_accuracy": "validation accuracy", "val_auc": "validation AUC", "val_loss": "validation loss",
                  "train_loss": "training loss"}
-PERCENT = ["accuracy", "sensitivity", "specificity"]
+PERCENT = ["accuracy", "sensitivity", "specificity", "unseen datasets: right, not flagged", "unseen other kinds: flagged",
+           "right, not flagged", "named right", "other kinds flagged"]
 
 
 def comparison_frame(table: pd.DataFrame, key: str) -> None:
     """The models side by side, numbers formatted for reading."""
     config = {c: st.column_config.NumberColumn(c, format="percent") for c in PERCENT if c in table}
-    config.update({c: st.column_config.NumberColumn(c, format="%.4f") for c in ("macro-F1", "AUC") if c in table})
+    config.update({c: st.column_config.NumberColumn(c, format="%.4f") for c in ("macro-F1", "AUC", "unseen datasets: ECE")
+                   if c in table})
     config.update({"parameters": st.column_config.NumberColumn("parameters", format="localized"),
                    "shipped": st.column_config.CheckboxColumn("shipped"),
                    "training s": st.column_config.NumberColumn("training s", format="%.0f")})
     st.dataframe(table, hide_index=True, column_config=config, key=key)
+
+
+def external_section(card: dict, table: pd.DataFrame) -> None:
+    """The shipped model on datasets it never saw: the method, the overall numbers and one row per dataset."""
+    ext = card.get("external")
+    if not ext or table.empty:
+        st.info("This model was not cross-validated by dataset: its numbers come from its own dataset's validation split only.")
+        return
+    held, own = ext["held_out"], ext.get("own_validation", {})
+    parts = []
+    if held.get("in_kind"):
+        parts.append(f"**{held['right_not_flagged']:.1%}** of {held['in_kind']:,} scans of its kinds named right and not "
+                     f"flagged (named right {held['accuracy']:.1%}, ECE {held['ece']:.3f})")
+    if held.get("foreign"):
+        parts.append(f"**{held['foreign_flagged']:.1%}** of {held['foreign']:,} images of other kinds flagged")
+    st.markdown("; ".join(parts) + ".")
+    if "accuracy" in own:
+        st.caption(f"The fold models on the task's own validation split: accuracy {own['accuracy']['mean']:.2%} "
+                   f"± {own['accuracy']['std']:.2%}, flagged {own['in_kind_flagged']['mean']:.2%}.")
+    st.caption(f"{ext.get('method', '')}. The thresholds of the shipped model (temperature, 'other' threshold, "
+               f"distance factor) were chosen on all folds: {card.get('rejection', {})}.")
+    comparison_frame(table, key="models_external_table")
 
 
 def confusion_grid(cards: list[dict], columns: int = 3) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from medimg_core import get_task, to_model_input
+from medimg_core import get_task
 from medimg_core.data import DataError
 from medimg_core.deck import (PPTX_MIME, STEPS, ClassExample, cam_overlay, facts, handover, headline_numbers,
                               showcase, step_text, upscale)
@@ -250,7 +250,7 @@ def render_live(ctx: Context) -> None:
         st.caption(item.name)
     with right:
         inner = st.columns([2, 3])
-        inner[0].image(upscale(to_model_input(item.image, ctx.spec.image_size), 256, smooth=False),
+        inner[0].image(upscale(ctx.classifier().model_view(item.image), 256, smooth=False),
                        width="stretch", caption="As the model sees it")
         with inner[1]:
             widgets.probability_chart(item.prediction, key="presentation_probabilities")

@@ -120,6 +120,9 @@ def result_card(item: Item, classes: tuple[str, ...]) -> None:
             st.markdown(f"## {UNKNOWN_HEADING}")
             why = ("it is unlike the images the model was trained on" if reason == "unfamiliar image"
                    else f"the model is only {pred.confidence:.0%} sure (the page needs {LOW_CONFIDENCE:.0%})")
+            if reason == "unfamiliar image" and pred.other_probability is not None and pred.other_probability >= 0.5:
+                why = (f"the model finds it {pred.other_probability:.0%} likely to be none of these kinds "
+                       "(it learned this from images of other kinds)")
             st.warning(f"**{UNKNOWN_TEXT}** ({', '.join(classes)}). The closest match is {pred.label} ({pred.confidence:.0%}), "
                        f"but {why}, so treat it as unknown.", icon=":material/warning:")
         else:
@@ -175,7 +178,7 @@ def cam_controls(classes: tuple[str, ...], task: str) -> tuple[str, str | None, 
 def image_pair(clf: Classifier, item: Item) -> None:
     """The original beside the image as the model sees it (letterboxed input, shown pixel for pixel)."""
     size = clf.spec.image_size
-    model_view = to_model_input(item.image, size)
+    model_view = clf.model_view(item.image)
     c1, c2 = st.columns(2)
     c1.image(display_copy(item.image), caption=f"Original ({item.image.shape[1]} x {item.image.shape[0]})", width="stretch",
              clamp=True)
@@ -187,7 +190,7 @@ def cam_panel(clf: Classifier, item: Item) -> None:
     """Grad-CAM overlay and raw heatmap for the selected image, with method/target/opacity controls."""
     st.subheader("Where the model looked")
     method, target, opacity = cam_controls(clf.classes, clf.spec.name)
-    model_view = to_model_input(item.image, clf.spec.image_size)
+    model_view = clf.model_view(item.image)
     try:
         start = time.perf_counter()
         heat = clf.explain(item.image, method=method, target=target)

@@ -55,10 +55,13 @@ def comparison_table(cards: list[dict]) -> pd.DataFrame:
     for c in cards:
         v, t, cfg = c.get("validation", {}), c.get("training", {}), c.get("training", {}).get("config", {})
         sensitivity, specificity = sensitivity_specificity(c)
+        held = c.get("external", {}).get("held_out", {})
         rows.append({
             "model": c["name"], "shipped": c["shipped"],
             "accuracy": v.get("accuracy"), "macro-F1": v.get("macro_f1"), "AUC": v.get("auc"),
             "sensitivity": sensitivity, "specificity": specificity,
+            "unseen datasets: right, not flagged": held.get("right_not_flagged"),
+            "unseen other kinds: flagged": held.get("foreign_flagged"), "unseen datasets: ECE": held.get("ece"),
             "parameters": c.get("model", {}).get("parameters"), "CPU ms/image": c.get("speed", {}).get("predict_ms_median"),
             "training s": t.get("seconds"), "validation images": v.get("n"), "epochs": cfg.get("epochs"),
             "best epoch": t.get("best_epoch"),
@@ -80,6 +83,16 @@ def sensitivity_specificity(card: dict) -> tuple[float | None, float | None]:
     sens = cm[p, p] / cm[p].sum() if cm[p].sum() else None
     spec = cm[n, n] / cm[n].sum() if cm[n].sum() else None
     return sens, spec
+
+
+def external_table(card: dict) -> pd.DataFrame:
+    """One row per dataset held out in the card's cross-validation by dataset (empty when it has none)."""
+    rows = [{"dataset": name, "images": r["n"], "of the task's kinds": r["in_kind"],
+             "right, not flagged": r.get("right_not_flagged"), "named right": r.get("accuracy"),
+             "of other kinds": r["foreign"], "other kinds flagged": r.get("foreign_flagged")}
+            for name, r in card.get("external", {}).get("held_out", {}).get("per_dataset", {}).items()]
+    return pd.DataFrame(rows, columns=["dataset", "images", "of the task's kinds", "right, not flagged", "named right",
+                                       "of other kinds", "other kinds flagged"])
 
 
 def training_curves(cards: list[dict]) -> pd.DataFrame:

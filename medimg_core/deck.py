@@ -203,6 +203,10 @@ def pct(x: float, digits: int = 2) -> str:
     return f"{x:.{digits}%}"
 
 
+NEW_SOURCES = "Unseen datasets: right, not flagged"  # scans of the task's kinds from datasets held out in training
+OTHER_KINDS = "Unseen other kinds: flagged"  # images of other kinds from datasets held out in training
+
+
 def headline_numbers(card: Mapping) -> list[tuple[str, str]]:
     """(name, value) of a model card's headline numbers, in a fixed order; only those the card has."""
     rows: list[tuple[str, str]] = []
@@ -221,6 +225,10 @@ def headline_numbers(card: Mapping) -> list[tuple[str, str]]:
     t = card.get("test", {}) or {}
     if isinstance(t.get("accuracy"), (int, float)):
         rows.append(("Test accuracy", pct(t["accuracy"])))
+    held = (card.get("external", {}) or {}).get("held_out", {}) or {}
+    for key, name in (("right_not_flagged", NEW_SOURCES), ("foreign_flagged", OTHER_KINDS)):
+        if isinstance(held.get(key), (int, float)):
+            rows.append((name, pct(held[key], 1)))
     b = card.get("baseline", {}) or {}
     if isinstance(b.get("accuracy"), (int, float)):
         rows.append(("Baseline accuracy", pct(b["accuracy"])))
@@ -287,7 +295,10 @@ def _class_label(task: str, name: str) -> str:
 
 
 def _short_ood(method: str) -> str:
-    return "distance from the training images in the model's feature space" if "Mahalanobis" in method else method
+    if "Mahalanobis" not in method:
+        return method
+    own = " or its own 'other' output (learned from images of other kinds)" if "other" in method else ""
+    return "distance from the training images in the model's feature space" + own
 
 
 # --- Example images and what the model attends to ----------------------------------------------

@@ -120,7 +120,7 @@ def test_large_image_is_shown_and_classified(samples):
 
 
 def test_unfamiliar_image_warns_instead_of_a_label(samples):
-    at = upload(open_predict(), ("noise.png", samples.noise_png(), "image/png"))
+    at = upload(open_predict(), ("checkerboard.png", samples.checkerboard_png(), "image/png"))
     assert "## Not recognised" in markdown(at)
     assert "does not look like the images this model knows** (AbdomenCT, BreastMRI, CXR" in at.warning[0].value
     assert not any(m == f"## {c}" for m in markdown(at) for c in CLASSES)
@@ -130,9 +130,9 @@ def test_broken_file_error_stays_beside_it_and_the_rest_works(samples):
     at = upload(open_predict(), ("bad.png", samples.broken, "image/png"))
     assert "bad.png" in at.error[0].value and "not an image we can read" in at.error[0].value
     at = upload(at, ("hand.png", samples.hand_like_png(), "image/png"), ("bad.png", samples.broken, "image/png"),
-                ("noise.png", samples.noise_png(1), "image/png"))
+                ("checkerboard.png", samples.checkerboard_png(6), "image/png"))
     table = at.dataframe[0].value
-    assert list(table["file"]) == ["hand.png", "bad.png", "noise.png"]
+    assert list(table["file"]) == ["hand.png", "bad.png", "checkerboard.png"]
     assert list(table.columns) == ["file", "thumbnail", "label", "confidence", "flag"]
     assert table["flag"][1] == "cannot read" and table["flag"][2] in ("unfamiliar image", "low confidence")
     assert table["thumbnail"][0].startswith("data:image/png;base64,")
