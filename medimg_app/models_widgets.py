@@ -42,8 +42,11 @@ def external_section(card: dict, table: pd.DataFrame) -> None:
     if "accuracy" in own:
         st.caption(f"The fold models on the task's own validation split: accuracy {own['accuracy']['mean']:.2%} "
                    f"± {own['accuracy']['std']:.2%}, flagged {own['in_kind_flagged']['mean']:.2%}.")
-    st.caption(f"{ext.get('method', '')}. The thresholds of the shipped model (temperature, 'other' threshold, "
-               f"distance factor) were chosen on all folds: {card.get('rejection', {})}.")
+    names = {"temperature": "temperature", "other_threshold": "'other' threshold", "distance_factor": "distance factor",
+             "operating_threshold": "operating threshold"}
+    chosen = ", ".join(f"{label} {card['rejection'][key]}" for key, label in names.items()
+                       if card.get("rejection", {}).get(key) is not None)
+    st.caption(f"{ext.get('method', '')}. The shipped model uses the values chosen on all folds: {chosen}.")
     comparison_frame(table, key="models_external_table")
 
 

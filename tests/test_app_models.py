@@ -39,6 +39,18 @@ def test_a_two_class_task_shows_sensitivity_and_specificity():
     assert table["sensitivity"].iloc[0] > 0.5 and table["specificity"].iloc[0] > 0.5
 
 
+def test_the_shipped_model_is_judged_on_the_datasets_it_never_saw():
+    if "modality" not in shipped_tasks():
+        pytest.skip("no modality model installed")
+    at = open_models("modality")
+    held = compared_cards("modality")[0]["external"]["held_out"]
+    text = "\n".join(m.value for m in at.markdown)
+    assert f"**{held['right_not_flagged']:.1%}**" in text and f"**{held['foreign_flagged']:.1%}**" in text
+    table = next(d.value for d in at.dataframe if "dataset" in d.value.columns)
+    assert sorted(table["dataset"]) == sorted(held["per_dataset"])
+    assert any("cross-validation by dataset" in c.value for c in at.caption)
+
+
 def test_a_task_without_models_says_how_to_train_one(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIMG_MODELS_DIR", str(tmp_path))
     at = open_models("brain-tumor")
