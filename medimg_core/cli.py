@@ -120,6 +120,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", help="fine-tune: start from this checkpoint's weights (e.g. assets/models/modality.pt), "
                                   "or 'imagenet' for resnet18 when torchvision's weights are cached locally")
     p.add_argument("--pretrained", choices=["imagenet"], help="same as --init imagenet")
+    p.add_argument("--add-other", action="store_true",
+                   help="keep --init (a model of the same task) as it is and train only a new 'other' output on the "
+                        "foreign images")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,7 +174,7 @@ def train_config(args) -> TrainConfig:
                        baseline=args.baseline, init=args.init or args.pretrained, augment_set=args.augment_set,
                        device=args.device, sources=args.sources, held_out=list(args.hold_out),
                        source_power=args.source_power, epoch_size=args.epoch_size,
-                       max_foreign_per_dataset=args.max_foreign_per_dataset)
+                       max_foreign_per_dataset=args.max_foreign_per_dataset, add_other=args.add_other)
 
 
 def cmd_search(args) -> int:

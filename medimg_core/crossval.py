@@ -22,7 +22,7 @@ from .evaluation import open_set_metrics
 from .models import build_model
 from .ood import MahalanobisOOD
 from .sources import dataset_folds, own_origin
-from .training import (TrainConfig, fit, init_weights, logits_and_features, resolve_device, task_spec, train,
+from .training import (TrainConfig, check_init, fit, init_weights, logits_and_features, resolve_device, task_spec, train,
                        training_data, training_split)
 
 OTHER_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -35,6 +35,7 @@ def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | Non
     """Train one model per fold of held-out datasets; returns the record (choices, tables, predictions)."""
     spec = task_spec(cfg)
     device = resolve_device(cfg.device)
+    check_init(cfg, spec)
     ds, notes = training_data(spec, cfg, data_path, paths)
     own, k = own_origin(spec), spec.num_classes
     held = dataset_folds(ds, own, folds, cfg.seed)

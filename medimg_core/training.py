@@ -57,6 +57,7 @@ class TrainConfig:
     ood_quantile: float = 0.995
     baseline: bool = True
     init: str | None = None  # start from another checkpoint's weights (fine-tuning), or "imagenet" for resnet18
+    add_other: bool = False  # keep --init (a model of the same task) as it is and train only its new 'other' output
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
     sources: bool = True  # also train on the task's supplements and foreign sources that are downloaded
     held_out: list[str] = field(default_factory=list)  # datasets that validate instead of train
@@ -103,7 +104,8 @@ def training_split(ds: Dataset, spec: TaskSpec, cfg: TrainConfig) -> tuple[np.nd
 def init_weights(model: torch.nn.Module, source: str) -> list[str]:
     """Copy every weight of matching name and shape from a checkpoint (or ImageNet); returns those left as initialised.
 
-    The classifier head of another task differs in shape and keeps its fresh initialisation.
+    The classifier head of another task differs in shape and keeps its fresh initialisation; a head that
+    lacks only the 'other' output keeps its class rows (see TrainConfig.add_other).
     """
     if source == "imagenet":
         state = imagenet_resnet18_state(model)
@@ -113,10 +115,27 @@ def init_weights(model: torch.nn.Module, source: str) -> list[str]:
         state = load_checkpoint(Path(source))[0].state_dict()
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    for key in ("head.weight", "head.bias"):  # a head without the 'other' row: its class rows, and a fresh 'other' row
+        if key in state and key in own and own[key].shape[1:] == state[key].shape[1:] and len(own[key]) == len(state[key]) + 1:
+            usable[key] = torch.cat([state[key], own[key][-1:]])
     if not usable:
         raise ValueError(f"{source} has no weights that fit a {type(model).__name__}")
     model.load_state_dict(usable, strict=False)
     return sorted(set(own) - set(usable))
+
+
+def check_init(cfg: TrainConfig, spec: TaskSpec) -> None:
+    """Refuse, before any data is read, an --add-other run whose --init is not a model of the task's classes."""
+    if not cfg.add_other:
+        return
+    from .checkpoint import load_checkpoint
+
+    if not cfg.init:
+        raise ValueError("--add-other adds the 'other' output to a trained model of the task: give --init CHECKPOINT")
+    classes = tuple(load_checkpoint(Path(cfg.init))[1].classes)
+    if classes != spec.classes:
+        raise ValueError(f"--add-other needs a model of the {spec.name} classes ({', '.join(spec.classes)}); "
+                         f"{cfg.init} is a model of {', '.join(classes)}")
 
 
 def imagenet_resnet18_state(model: torch.nn.Module) -> dict:
@@ -194,7 +213,12 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
     counts = np.bincount(ds.labels[train_idx], minlength=model.head.out_features)
     weights = (torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32, device=device)
                if cfg.balance else None)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainable, hooks = (list(model.head.parameters()) if cfg.add_other else list(model.parameters())), []
+    for p in model.parameters():
+        p.requires_grad_(any(p is t for t in trainable))
+    if cfg.add_other:  # the class rows of the head stay as --init trained them; only the 'other' row learns
+        hooks = [p.register_hook(lambda g: torch.cat([torch.zeros_like(g[:k]), g[k:]])) for p in trainable]
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0 if cfg.add_other else cfg.weight_decay)
     steps = cfg.epochs * -(-per_epoch // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
     aug = scaled(replace(AUGMENT_SETS[cfg.augment_set], hflip=spec.hflip), cfg.augment_strength)
@@ -204,7 +228,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
     history, best, started = [], None, time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        model.train()
+        model.eval() if cfg.add_other else model.train()  # frozen features keep their batch-norm statistics
         order = (torch.multinomial(draw, per_epoch, replacement=True, generator=order_gen) if multi
                  else torch.randperm(per_epoch, generator=order_gen)).to(device)
         total = 0.0
@@ -231,6 +255,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
         score = (row.get("val_auc") or 0.0, -row["val_loss"]) if spec.positive_class else (row["val_accuracy"], -row["val_loss"])
         if multi or best is None or score > best[0]:
             best = (score, epoch, {key: v.detach().cpu().clone() for key, v in model.state_dict().items()})
+    for hook in hooks:
+        hook.remove()
     model.cpu().load_state_dict(best[2])
     model.eval()
     return {"history": history, "best_epoch": best[1], "seconds": time.perf_counter() - started,
@@ -265,6 +291,7 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
     """
     spec = task_spec(cfg)
     device = resolve_device(cfg.device)
+    check_init(cfg, spec)
     torch.manual_seed(cfg.seed)
     ds, notes = training_data(spec, cfg, data_path, paths)
     for note in notes:

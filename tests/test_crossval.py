@@ -143,3 +143,36 @@ def test_training_on_the_cpu_by_name_gives_the_same_model_as_auto_here(tmp_path)
     x = np.random.default_rng(0).random((64, 64), dtype=np.float32)
     assert a.predict(x).probabilities == b.predict(x).probabilities and card["training"]["device"] == "cpu"
 
+
+
+def test_adding_an_other_output_keeps_every_weight_of_the_model_it_starts_from(tmp_path):
+    from medimg_core.training import TrainConfig, train
+
+    own = make_class_folders(tmp_path / "MedNIST", MODALITY.classes, per_class=10)
+    base, _ = train(TrainConfig(task="modality", epochs=1, batch_size=8, baseline=False, sources=False), own,
+                    tmp_path / "base.pt", progress=False)
+    make_supplement(tmp_path / "scan-kinds.tar.gz")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDIMG_CACHE_DIR", str(tmp_path / "cache"))
+        clf, card = train(TrainConfig(task="modality", epochs=1, batch_size=8, baseline=False, init=str(base.path),
+                                      add_other=True, max_foreign_per_dataset=8), own, progress=False,
+                          paths={"scan-kinds": tmp_path / "scan-kinds.tar.gz"})
+    before, after = base.model.state_dict(), clf.model.state_dict()
+    k = len(MODALITY.classes)
+    assert clf.model.head.out_features == k + 1
+    assert all(torch.equal(before[key], value) for key, value in after.items() if not key.startswith("head."))
+    assert torch.equal(after["head.weight"][:k], before["head.weight"]) and torch.equal(after["head.bias"][:k], before["head.bias"])
+    assert card["training"]["config"]["add_other"] is True
+
+
+def test_adding_an_other_output_needs_a_model_to_start_from(tmp_path, capsys):
+    assert main(["train", "--task", "modality", "--add-other", "--data", str(tmp_path)]) == 2
+    assert "--add-other adds the 'other' output to a trained model of the task" in capsys.readouterr().err
+
+
+def test_adding_an_other_output_to_a_model_of_another_task_is_refused(tmp_path, capsys):
+    from medimg_core.checkpoint import ASSETS_DIR
+
+    assert main(["train", "--task", "brain-tumor", "--add-other", "--init", str(ASSETS_DIR / "modality.pt"),
+                 "--data", str(tmp_path)]) == 2
+    assert "--add-other needs a model of the brain-tumor classes" in capsys.readouterr().err
