@@ -25,7 +25,7 @@ from .sources import dataset_folds, own_origin
 from .training import (TrainConfig, check_init, fit, init_weights, logits_and_features, resolve_device, task_spec, train,
                        training_data, training_split)
 
-OTHER_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+OTHER_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, None)  # None: P(other) does not flag (distance only)
 DISTANCE_GRID = (1.0, 1.25, 1.5, 2.0, 3.0, 1000.0)  # 1000: in effect, the distance never flags
 MAX_OWN_FLAGGED = 0.01  # the rejection rule may flag at most 1% of the task's own validation images
 
@@ -92,7 +92,7 @@ def predicted(probs: np.ndarray, spec, operating_threshold: float | None) -> np.
 def is_flagged(distance: np.ndarray, p_other: np.ndarray | None, chosen: dict) -> np.ndarray:
     """The rejection rule (ood.RejectionRule) on pooled held-out values."""
     flags = distance > chosen["distance_factor"]
-    if p_other is not None:
+    if p_other is not None and chosen["other_threshold"] is not None:
         flags |= p_other > chosen["other_threshold"]
     return flags
 
@@ -121,8 +121,8 @@ def choose_rejection(pooled: dict, spec, own: str) -> dict:
             score = float(np.mean([success[u].mean() for u in units]))
             if best is None or score > best[0]:
                 best = (score, trial)
-    if best is None:  # nothing keeps the own images: fall back to the plain validation quantile
-        best = (float("nan"), {"other_threshold": 0.5 if p_other is not None else None, "distance_factor": 1.0})
+    if best is None:  # nothing keeps the own images: the plain validation quantile of the distance, no P(other)
+        best = (float("nan"), {"other_threshold": None, "distance_factor": 1.0})
     chosen.update(best[1])
     chosen["balanced_success"] = round(best[0], 5)
     return chosen

@@ -176,3 +176,18 @@ def test_adding_an_other_output_to_a_model_of_another_task_is_refused(tmp_path, 
     assert main(["train", "--task", "brain-tumor", "--add-other", "--init", str(ASSETS_DIR / "modality.pt"),
                  "--data", str(tmp_path)]) == 2
     assert "--add-other needs a model of the brain-tumor classes" in capsys.readouterr().err
+
+
+def test_an_other_output_that_flags_the_tasks_own_images_is_left_out_of_the_rule():
+    from medimg_core.crossval import choose_rejection
+
+    k, rng = len(MODALITY.classes), np.random.default_rng(0)
+    labels = np.r_[np.arange(200) % k, np.full(100, k)]
+    logits = rng.normal(0, 0.1, (300, k + 1)).astype(np.float32)
+    logits[np.arange(200), labels[:200]] += 8  # the own images are named right...
+    logits[:20, k] += 20  # ...but the 'other' output is sure of 10% of them
+    logits[200:, k] += 20
+    pooled = {"logits": logits, "labels": labels, "distance": np.r_[rng.uniform(0, 0.9, 200), rng.uniform(1.5, 3, 100)],
+              "origins": np.array(["mednist"] * 200 + ["foreign"] * 100), "fold": np.zeros(300, int)}
+    chosen = choose_rejection(pooled, MODALITY, "mednist")
+    assert chosen["other_threshold"] is None and chosen["distance_factor"] <= 1.5
