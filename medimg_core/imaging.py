@@ -209,7 +209,6 @@ def _decode_dicom(data: bytes) -> np.ndarray:
     """DICOM -> [0, 1]: middle frame, rescale slope/intercept, window, MONOCHROME1 inverted."""
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, pixel_array
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=False)
@@ -217,6 +216,18 @@ def _decode_dicom(data: bytes) -> np.ndarray:
         raise ImageReadError(f"The DICOM file is damaged and cannot be read ({err}).") from err
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise ImageReadError("This DICOM file holds no image (no pixel data); it may be a report or a structured document.")
+    try:
+        return _dicom_pixels(ds)
+    except ImageReadError:
+        raise
+    except Exception as err:  # pydicom parses element values lazily: a malformed one (e.g. IS '1A') fails on first use
+        raise ImageReadError(f"The DICOM file has a malformed element and cannot be read ({err}).") from err
+
+
+def _dicom_pixels(ds) -> np.ndarray:
+    """A parsed DICOM dataset's middle frame, rescaled and windowed into [0, 1]."""
+    from pydicom.pixels import apply_modality_lut, pixel_array
+
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     _check_pixels(cols, rows)
     frames = int(ds.get("NumberOfFrames", 1) or 1)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 
@@ -83,3 +85,27 @@ def test_truncated_dicom_pixel_data_is_reported():
     data = dicom_bytes(ramp16(64, 64))
     with pytest.raises(ImageReadError, match="DICOM"):
         read_image(data[:-2000])
+
+
+PYDICOM_DATA = sorted(p for p in (Path(pydicom.__file__).parent / "data").rglob("*") if p.is_file())
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_every_file_of_pydicoms_test_data_is_read_or_refused_with_a_sentence():
+    read = 0
+    for path in PYDICOM_DATA:
+        try:
+            image = read_image(path)
+        except ImageReadError as err:
+            assert str(err)[:1].isupper() and str(err).endswith("."), (path, str(err))
+            continue
+        assert image.ndim == 2 and 0.0 <= image.min() <= image.max() <= 1.0, path
+        read += 1
+    assert len(PYDICOM_DATA) > 50 and read > 50
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_dicom_with_a_malformed_element_is_refused_with_a_sentence():
+    bad = next(p for p in PYDICOM_DATA if p.name == "badVR.dcm")
+    with pytest.raises(ImageReadError, match="malformed element"):
+        read_image(bad)
