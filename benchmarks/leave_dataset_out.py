@@ -14,7 +14,8 @@ import argparse
 import json
 
 from medimg_core.checkpoint import default_model_path, read_card
-from medimg_core.cli import add_train_arguments, open_set_report, train_config
+from medimg_core.cli import add_train_arguments, train_config
+from medimg_core.evaluation import open_set_report
 
 
 def print_record(external: dict, chosen: dict) -> None:

@@ -59,7 +59,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify image files")
     p.add_argument("--task", required=True, choices=list(TASKS))
-    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("files", nargs="+", type=Path, help="images, folders (searched recursively) or zip archives")
     p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="one JSON line per file")
 
@@ -205,19 +205,10 @@ def cmd_train(args) -> int:
     print(f"wrote {out} and {out.with_suffix('.json')}: validation accuracy {v['accuracy']:.4%}, "
           f"macro-F1 {v['macro_f1']:.4f}, ECE {v['ece']:.4f} (n={v['n']}), {card['training']['seconds']:.0f} s")
     if "external" in card:
+        from .evaluation import held_out_line
+
         print(held_out_line(card["external"]["held_out"]))
     return 0
-
-
-def held_out_line(m: dict) -> str:
-    """One line of open-set numbers: in-kind right and not flagged, foreign flagged, ECE."""
-    parts = [f"{m['n']} images"]
-    if m.get("in_kind"):
-        parts.append(f"of their kind {m['in_kind']}: named right and not flagged {m['right_not_flagged']:.1%} "
-                     f"(named right {m['accuracy']:.1%}), ECE {m['ece']:.4f}")
-    if m.get("foreign"):
-        parts.append(f"of other kinds {m['foreign']}: flagged {m['foreign_flagged']:.1%}")
-    return "held-out datasets: " + "; ".join(parts)
 
 
 def cmd_calibrate(args) -> int:
@@ -235,7 +226,7 @@ def cmd_evaluate(args) -> int:
     import torch
 
     from .data import DataError, dataset_path, default_npz_split, load_dataset
-    from .evaluation import compute_metrics, open_set_metrics
+    from .evaluation import compute_metrics, open_set_metrics, open_set_report
     from .predict import load_classifier
 
     clf = load_classifier(args.task, args.model)
@@ -264,42 +255,42 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def open_set_report(m: dict) -> str:
-    """The open-set numbers as lines of text: overall, then one row per dataset when known."""
-    lines = [held_out_line(m).replace("held-out datasets: ", "all: ")]
-    rows = m.get("per_dataset", {})
-    if rows:
-        lines.append(f"{'dataset':<40} {'n':>5} {'right, not flagged':>19} {'named right':>12} {'other kinds flagged':>20}")
-    for name, r in rows.items():
-        inside = f"{r['right_not_flagged']:.1%} of {r['in_kind']}" if r.get("in_kind") else "-"
-        named = f"{r['accuracy']:.1%}" if r.get("in_kind") else "-"
-        outside = f"{r['foreign_flagged']:.1%} of {r['foreign']}" if r.get("foreign") else "-"
-        lines.append(f"{name[:40]:<40} {r['n']:>5} {inside:>19} {named:>12} {outside:>20}")
-    return "\n".join(lines)
-
-
 def cmd_predict(args) -> int:
+    from .folders import FolderError, predict_inputs
     from .imaging import ImageReadError, read_image
     from .predict import load_classifier
 
     clf = load_classifier(args.task, args.model)
-    for file in args.files:
-        row = {"file": str(file), "label": None, "confidence": None, "probabilities": None,
-               "in_distribution": None, "ood_score": None, "error": None}
+    read = 0
+    for given in args.files:
         try:
-            row.update(clf.predict(read_image(file)).to_dict())
-        except ImageReadError as err:
-            row["error"] = str(err)
-        if args.json:
-            print(json.dumps(row), flush=True)
-        elif row["error"]:
-            print(f"{file}: error: {row['error']}", flush=True)
-        elif not row["in_distribution"]:
-            print(f"{file}: not recognised: unlike the images the {clf.spec.name} model knows, so it gives no label",
-                  flush=True)
-        else:
-            print(f"{file}: {row['label']} ({row['confidence']:.1%})", flush=True)
-    return 0
+            for file, source in predict_inputs(given):
+                row = empty_row(file)
+                try:
+                    row.update(clf.predict(read_image(source if isinstance(source, Path) else source())).to_dict())
+                    read += 1
+                except ImageReadError as err:
+                    row["error"] = str(err)
+                print(json.dumps(row) if args.json else prediction_line(row, clf.spec.name), flush=True)
+        except FolderError as err:
+            row = {**empty_row(str(given)), "error": str(err)}
+            print(json.dumps(row) if args.json else prediction_line(row, clf.spec.name), flush=True)
+    return 0 if read else 1
+
+
+def empty_row(file: str) -> dict:
+    """predict's JSON row for one file before its prediction (or error) is filled in."""
+    return {"file": file, "label": None, "confidence": None, "probabilities": None, "in_distribution": None,
+            "ood_score": None, "error": None}
+
+
+def prediction_line(row: dict, task: str) -> str:
+    """predict's text line for one file: the label, 'not recognised', or the error."""
+    if row["error"]:
+        return f"{row['file']}: error: {row['error']}"
+    if not row["in_distribution"]:
+        return f"{row['file']}: not recognised: unlike the images the {task} model knows, so it gives no label"
+    return f"{row['file']}: {row['label']} ({row['confidence']:.1%})"
 
 
 def cmd_benchmark(args) -> int:

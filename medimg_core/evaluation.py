@@ -86,3 +86,28 @@ def open_set_metrics(probs: np.ndarray, pred: np.ndarray, flagged: np.ndarray, l
     if origins is not None:
         result["per_dataset"] = {str(o): summary(origins == o) for o in np.unique(origins)}
     return result
+
+
+def held_out_line(m: dict) -> str:
+    """One line of open-set numbers: in-kind right and not flagged, foreign flagged, ECE."""
+    parts = [f"{m['n']} images"]
+    if m.get("in_kind"):
+        parts.append(f"of their kind {m['in_kind']}: named right and not flagged {m['right_not_flagged']:.1%} "
+                     f"(named right {m['accuracy']:.1%}), ECE {m['ece']:.4f}")
+    if m.get("foreign"):
+        parts.append(f"of other kinds {m['foreign']}: flagged {m['foreign_flagged']:.1%}")
+    return "held-out datasets: " + "; ".join(parts)
+
+
+def open_set_report(m: dict) -> str:
+    """The open-set numbers as lines of text: overall, then one row per dataset when known."""
+    lines = [held_out_line(m).replace("held-out datasets: ", "all: ")]
+    rows = m.get("per_dataset", {})
+    if rows:
+        lines.append(f"{'dataset':<40} {'n':>5} {'right, not flagged':>19} {'named right':>12} {'other kinds flagged':>20}")
+    for name, r in rows.items():
+        inside = f"{r['right_not_flagged']:.1%} of {r['in_kind']}" if r.get("in_kind") else "-"
+        named = f"{r['accuracy']:.1%}" if r.get("in_kind") else "-"
+        outside = f"{r['foreign_flagged']:.1%} of {r['foreign']}" if r.get("foreign") else "-"
+        lines.append(f"{name[:40]:<40} {r['n']:>5} {inside:>19} {named:>12} {outside:>20}")
+    return "\n".join(lines)

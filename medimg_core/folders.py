@@ -79,6 +79,24 @@ def iter_entries(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
         raise FolderError(f"{path} is not a folder or an archive ({', '.join(ARCHIVE_SUFFIXES)}).")
 
 
+def predict_inputs(path: Path) -> Iterator[tuple[str, Path | Callable[[], bytes]]]:
+    """(name, file or reader) for each image to predict: a file as it is, or every image in a folder
+    (recursively) or a zip archive, read lazily. A folder or archive without images is a FolderError."""
+    if not (path.is_dir() or (path.is_file() and path.name.lower().endswith(".zip"))):
+        yield str(path), path
+        return
+    found = False
+    try:
+        for name, read in iter_entries(path):
+            if PurePosixPath(name).name != MANIFEST:
+                found = True
+                yield f"{path}/{name}", read
+    except zipfile.BadZipFile:
+        raise FolderError(f"{path} is not a zip archive we can open.") from None
+    if not found:
+        raise FolderError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+
+
 def manifest_rows(data: bytes, folder: str) -> dict[str, dict]:
     """A manifest's rows keyed by the full name of their file (the manifest's folder + its `file` column)."""
     prefix = f"{folder}/" if folder not in ("", ".") else ""
