@@ -363,6 +363,15 @@ def duplicate_groups(images: np.ndarray) -> np.ndarray:
     return np.array([seen.setdefault(hashlib.md5(im.tobytes()).digest(), len(seen)) for im in images], np.int64)
 
 
+def subset_positions(labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
+    """Sorted positions of at most max_per_class random images of each class (all of them when None)."""
+    if not max_per_class:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(labels == c))[:max_per_class] for c in np.unique(labels)]
+    return np.sort(np.concatenate(keep))
+
+
 def stratified_sample(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """A fixed, class-balanced sample of about n indices (sorted)."""
     rng = np.random.default_rng(seed)

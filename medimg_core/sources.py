@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset, DataError, dataset_path, fingerprint, load_dataset, read_source, split_train_val
+from .data import (Dataset, DataError, dataset_path, fingerprint, load_dataset, read_source, split_train_val,
+                   subset_positions)
 from .folders import SourceImages
 from .tasks import DataSource, TaskSpec, get_source
 
@@ -24,6 +25,13 @@ from .tasks import DataSource, TaskSpec, get_source
 def own_origin(spec: TaskSpec) -> str:
     """The dataset name of a task's own images (its source's name)."""
     return spec.source.name or spec.name
+
+
+def own_dataset(spec: TaskSpec, data_path: str | Path | None = None) -> Dataset:
+    """The task's own dataset, every image marked as of it (whatever datasets a manifest inside names)."""
+    ds = load_dataset(spec, data_path)
+    ds.origin = np.full(len(ds), own_origin(spec))
+    return ds
 
 
 def source_path(source: DataSource, paths: dict[str, str | Path] | None = None) -> Path | None:
@@ -47,7 +55,7 @@ def task_pool(spec: TaskSpec, data_path: str | Path | None = None, paths: dict[s
     Raises:
         DataError: the task's own dataset is missing or unreadable (a missing supplement is only a note).
     """
-    own = load_dataset(spec, data_path)
+    own = own_dataset(spec, data_path)
     parts, notes = [own], []
     index = {c.lower(): i for i, c in enumerate(spec.classes)}
     kinds = {k.lower() for k in spec.image_kinds}
@@ -135,10 +143,7 @@ def pool_split(ds: Dataset, own: str, max_per_class: int | None, val_fraction: f
     does; images of other datasets train, except those of the held-out datasets, which validate.
     """
     mine = np.flatnonzero(ds.origin == own)
-    if max_per_class:
-        rng = np.random.default_rng(seed)
-        labels = ds.labels[mine]
-        mine = np.sort(np.concatenate([rng.permutation(mine[labels == c])[:max_per_class] for c in np.unique(labels)]))
+    mine = mine[subset_positions(ds.labels[mine], max_per_class, seed)]
     own_train, own_val = split_train_val(ds.subset(mine), val_fraction, seed)
     others = np.flatnonzero(ds.origin != own)
     out = np.isin(ds.origin[others], list(held_out))

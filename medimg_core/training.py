@@ -23,11 +23,11 @@ from .augment import ACROSS_SOURCES, AugmentConfig, augment_batch, scaled
 from .baseline import pca_logistic_baseline
 from .calibration import calibrate, calibration_sections
 from .checkpoint import save_checkpoint, write_card
-from .data import Dataset, duplicate_groups, load_dataset
+from .data import Dataset, duplicate_groups, subset_positions
 from .evaluation import auc_score
 from .models import build_model, count_parameters
 from .predict import Classifier
-from .sources import own_origin, pool_split, task_pool
+from .sources import own_dataset, own_origin, pool_split, task_pool
 from .speed import predict_latency
 from .tasks import TaskSpec, get_task
 
@@ -91,9 +91,7 @@ def training_data(spec: TaskSpec, cfg: TrainConfig, data_path: str | Path | None
     """The run's image pool (all sources, or the task's own dataset) and notes on missing sources."""
     if cfg.sources and (spec.supplements or spec.foreign):
         return task_pool(spec, data_path, paths, cfg.max_foreign_per_dataset, cfg.seed)
-    ds = load_dataset(spec, data_path)
-    ds.origin = np.full(len(ds), own_origin(spec))
-    return ds, []
+    return own_dataset(spec, data_path), []
 
 
 def training_split(ds: Dataset, spec: TaskSpec, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,15 +149,6 @@ def imagenet_resnet18_state(model: torch.nn.Module) -> dict:
                          "put them in torch's hub cache or train from scratch") from err
     state["conv1.weight"] = state["conv1.weight"].sum(1, keepdim=True)
     return {f"net.{k}": v for k, v in state.items() if not k.startswith("fc.")}
-
-
-def subset_positions(labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
-    """Sorted positions of at most max_per_class random images of each class (all of them when None)."""
-    if not max_per_class:
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    keep = [rng.permutation(np.flatnonzero(labels == c))[:max_per_class] for c in np.unique(labels)]
-    return np.sort(np.concatenate(keep))
 
 
 def limit_per_class(ds: Dataset, max_per_class: int | None, seed: int) -> Dataset:
