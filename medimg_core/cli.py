@@ -145,11 +145,10 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_download(args) -> int:
     from tqdm.auto import tqdm
 
-    from .data import download
+    from .data import download, source_of
 
     spec = get_task(args.task) if args.task in TASKS else get_source(args.task)
-    name = spec.source.filename if args.task in TASKS else spec.filename
-    with tqdm(unit="B", unit_scale=True, desc=name) as bar:
+    with tqdm(unit="B", unit_scale=True, desc=source_of(spec).filename) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total or None
             bar.n = done
@@ -256,26 +255,32 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .folders import FolderError, predict_inputs
-    from .imaging import ImageReadError, read_image
     from .predict import load_classifier
 
     clf = load_classifier(args.task, args.model)
     read = 0
     for given in args.files:
-        try:
-            for file, source in predict_inputs(given):
-                row = empty_row(file)
-                try:
-                    row.update(clf.predict(read_image(source if isinstance(source, Path) else source())).to_dict())
-                    read += 1
-                except ImageReadError as err:
-                    row["error"] = str(err)
-                print(json.dumps(row) if args.json else prediction_line(row, clf.spec.name), flush=True)
-        except FolderError as err:
-            row = {**empty_row(str(given)), "error": str(err)}
+        for row in predict_rows(clf, given):
+            read += row["error"] is None
             print(json.dumps(row) if args.json else prediction_line(row, clf.spec.name), flush=True)
     return 0 if read else 1
+
+
+def predict_rows(clf, given: Path):
+    """One result row per image of a predict argument (a file, folder or zip), or one row with its error."""
+    from .folders import FolderError, predict_inputs
+    from .imaging import ImageReadError, read_image
+
+    try:
+        for file, source in predict_inputs(given):
+            row = empty_row(file)
+            try:
+                row.update(clf.predict(read_image(source if isinstance(source, Path) else source())).to_dict())
+            except ImageReadError as err:
+                row["error"] = str(err)
+            yield row
+    except FolderError as err:
+        yield {**empty_row(str(given)), "error": str(err)}
 
 
 def empty_row(file: str) -> dict:
@@ -324,14 +329,12 @@ def cmd_info(args) -> int:
 
 def embed_data(clf, data: str | None, own_only: bool):
     """The images `embed` maps: the task's pool as its model's card built it, or its own dataset alone."""
-    from .data import load_dataset
-    from .sources import task_pool
+    from .training import TrainConfig, training_data
 
-    spec = clf.spec
-    if own_only or not (spec.supplements or spec.foreign):
-        return load_dataset(spec, data)
     cfg = clf.card.get("training", {}).get("config", {})
-    ds, notes = task_pool(spec, data, None, cfg.get("max_foreign_per_dataset", 600), cfg.get("seed", 0))
+    run = TrainConfig(task=clf.spec.name, sources=not own_only, seed=cfg.get("seed", 0),
+                      max_foreign_per_dataset=cfg.get("max_foreign_per_dataset", 600))
+    ds, notes = training_data(clf.spec, run, data)
     for note in notes:
         print(f"note: {note}", flush=True)
     return ds
