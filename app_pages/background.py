@@ -6,7 +6,7 @@ from medimg_app import cache, widgets
 from medimg_app.presentation import examples_grid
 from medimg_core import get_task
 from medimg_core.data import DataError
-from medimg_core.deck import DISCLAIMER, MODALITY_OF_CLASS
+from medimg_core.story import DISCLAIMER
 
 MODALITIES = ("X-ray", "CT", "MRI")
 
@@ -142,8 +142,9 @@ COMPARISON = {
 def comparison_table() -> pd.DataFrame:
     """The side-by-side table; its last row lists the dataset's classes of each modality."""
     rows = dict(COMPARISON)
+    spec = get_task("modality")
     rows["Classes in this app's dataset"] = tuple(
-        ", ".join(c for c, m in MODALITY_OF_CLASS.items() if m == modality) for modality in MODALITIES)
+        ", ".join(c for c in spec.classes if spec.facts(c).modality == modality) for modality in MODALITIES)
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(MODALITIES))
 
 

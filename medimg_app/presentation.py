@@ -1,6 +1,6 @@
 """The presentation page's parts: projector style, step controls, one renderer per story step.
 
-The story itself (titles, text, speaker notes) is `medimg_core.deck.STEPS`, shared with the slide
+The story itself (titles, text, speaker notes) is `medimg_core.story.STEPS`, shared with the slide
 export; each renderer draws its step with the other pages' components (widgets, explorer_widgets).
 `examples_grid` is shared with the background page.
 """
@@ -16,8 +16,8 @@ import streamlit as st
 
 from medimg_core import get_task
 from medimg_core.data import DataError
-from medimg_core.deck import (PPTX_MIME, STEPS, ClassExample, cam_overlay, facts, handover, headline_numbers,
-                              showcase, step_text, upscale)
+from medimg_core.deck import PPTX_MIME, ClassExample, cam_overlay, showcase, upscale
+from medimg_core.story import STEPS, facts, handover, headline_numbers, step_text
 from medimg_core.tasks import TASKS, TaskSpec
 
 from . import cache, widgets

@@ -1,10 +1,7 @@
-"""The group presentation as data, and its export as a PPTX slide deck (no Streamlit in here).
+"""The group presentation as a PPTX slide deck (no Streamlit in here).
 
-The story is told in fixed steps (`STEPS`): each has a title, a headline, bullet points and
-speaker notes written as templates whose `{placeholders}` are filled from a model card
-(`facts`), so every number on a slide or on the presentation page is read from the card.
-The same steps drive the app's presentation page and `build_deck`, which writes them as slides
-with figures drawn here with PIL (no plotly/kaleido or matplotlib needed).
+The story (steps, text, numbers from the model card) is `medimg_core.story`; this module picks
+each class's typical example, draws the figures and writes the slides.
 
 From the command line::
 
@@ -14,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import string
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,281 +20,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .imaging import resize_square
+from .story import DISCLAIMER, STEPS, facts, handover, headline_numbers, step_text
 from .tasks import TaskSpec
 
-DISCLAIMER = "A teaching and demo tool, not a diagnostic device."
-MISSING = "n/a"
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-
-# Imaging modality of each class (modality task), or of a whole task's images.
-MODALITY_OF_CLASS = {"AbdomenCT": "CT", "BreastMRI": "MRI", "CXR": "X-ray", "ChestCT": "CT", "Hand": "X-ray",
-                     "HeadCT": "CT"}
-MODALITY_OF_TASK = {"pneumonia": "X-ray", "brain-tumor": "MRI"}
-BODY_PART_OF_CLASS = {"AbdomenCT": "abdomen", "BreastMRI": "breast", "CXR": "chest", "ChestCT": "chest",
-                      "Hand": "hand", "HeadCT": "head"}
-
-
-def modality_of(task: str, class_name: str) -> str:
-    """'CT', 'MRI' or 'X-ray' for a class of a task ('' when unknown)."""
-    return MODALITY_OF_CLASS.get(class_name, "") if task == "modality" else MODALITY_OF_TASK.get(task, "")
-
-
-# --- The story ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of the presentation; text fields are templates filled by `facts` (see `fill`)."""
-
-    key: str
-    title: str
-    headline: str
-    points: tuple[str, ...]
-    notes: str
-    presenter: int  # 1 or 2: who speaks in this step
-
-
-STEPS: tuple[Step, ...] = (
-    Step(
-        key="question",
-        title="The question",
-        headline="{question}",
-        points=(
-            "Input: one grayscale medical image. Output: one of {n_classes} labels, how sure the model is, "
-            "and a heatmap of where it looked.",
-            "The labels: {class_list}.",
-            "A small, well-defined problem for learning how an image classifier is built, measured and "
-            "explained, and where it fails.",
-            DISCLAIMER,
-        ),
-        notes=(
-            "Presenter 1. Open with the question on the slide and show one typical image of each class. "
-            "Point out that the classes differ in both the scanner (CT, MRI, X-ray) and the body part. "
-            "Say early that this is a teaching tool: it recognises the kind of scan, it does not diagnose anything."
-        ),
-        presenter=1,
-    ),
-    Step(
-        key="data",
-        title="The data",
-        headline="{images} public images from {source}, {n_classes} classes",
-        points=(
-            "Licence and origin: {licence}.",
-            "Every image is read, made grayscale and letterboxed to {input_size} pixels: the same code at "
-            "training and at prediction time.",
-            "Split: {train} images for training, {validation} held out for validation.",
-            "{duplicates} exact duplicate images found; each duplicate group stays on one side of the split.",
-            "Images per class: from {smallest_count} ({smallest_class}) to {largest_count}.",
-        ),
-        notes=(
-            "Presenter 1. Walk through where the images come from and how many there are per class (the bar chart). "
-            "Explain why duplicates must not be split between training and validation: otherwise the model is "
-            "tested on images it has already seen and the numbers look better than they are."
-        ),
-        presenter=1,
-    ),
-    Step(
-        key="model",
-        title="The model and its numbers",
-        headline="{accuracy} validation accuracy on {n_val} held-out images",
-        points=(
-            "A small convolutional network ({architecture}, {parameters} parameters, {size_mb} MB), trained for "
-            "{epochs} epochs on {hardware}.",
-            "Macro-F1 {macro_f1}, ROC AUC {auc}; {errors} of {n_val} validation images misclassified.",
-            "Probabilities calibrated by {calibration}: expected calibration error {ece}.",
-            "Baseline {baseline_model}: {baseline_accuracy} accuracy, so the task is easy even for a linear model.",
-        ),
-        notes=(
-            "Presenter 1. Read the headline number, then the confusion matrix: "
-            "which classes are confused, if any. Compare with the simple baseline to show how easy this task is. "
-            "Then: 'Now my colleague will show the model live.'"
-        ),
-        presenter=1,
-    ),
-    Step(
-        key="live",
-        title="A live prediction",
-        headline="Pick an example and see the label, the confidence and every class's probability",
-        points=(
-            "The probabilities are calibrated: a confidence of 90% should be right about 9 times in 10.",
-            "Images unlike the training data are flagged as unfamiliar ({ood_method}); "
-            "{ood_rate} of validation images are flagged.",
-            "Low-confidence or unfamiliar images are reported as 'unknown' instead of a label.",
-        ),
-        notes=(
-            "Presenter 2. Click 'Random example' for two or three classes and read out the label and the "
-            "confidence. If there is time, drag in a photo that is not a scan (from the Predict page) to show the "
-            "'unknown' answer. If the live demo fails, the slide deck has a saved example."
-        ),
-        presenter=2,
-    ),
-    Step(
-        key="explain",
-        title="How it decides",
-        headline="Grad-CAM shows which parts of an image raised the score of a class",
-        points=(
-            "The heatmap comes from the last convolutional block ({cam_layer}), a {input_size} image seen through "
-            "a coarse grid, smoothed up to the image size.",
-            "Mean images show what is typical of each class: overall shape and brightness already separate "
-            "most classes.",
-            "A heatmap shows where the evidence came from, not why; it does not prove that the model uses "
-            "medically meaningful features.",
-        ),
-        notes=(
-            "Presenter 2. Show the heatmap of the live example, then the grid: mean image, a typical example and "
-            "its Grad-CAM per class. Ask the audience what they would look at to tell the classes apart, and "
-            "compare with the heatmaps."
-        ),
-        presenter=2,
-    ),
-    Step(
-        key="limits",
-        title="Limitations and next steps",
-        headline="High accuracy on a clean benchmark is not clinical performance",
-        points=(
-            "Validation images come from the same collections as the training images: no external test set yet.",
-            "Images are shrunk to {input_size} pixels, and the classes differ in body part as well as scanner, "
-            "which makes the task easier than real-world triage.",
-            "It recognises the type of scan, not disease. " + DISCLAIMER,
-            "Next tasks: {next_tasks}.",
-            "Then: test on images from other hospitals and scanners, and ask radiographers what would make it useful.",
-        ),
-        notes=(
-            "Presenter 2. Be honest about what the numbers do and do not mean. End with the next steps and invite "
-            "questions; the slides with all figures and numbers are exported from the app's presentation page."
-        ),
-        presenter=2,
-    ),
-)
-
-
-def fill(template: str, facts: Mapping[str, str]) -> str | None:
-    """The template with its {placeholders} filled, or None when a placeholder has no value."""
-    names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
-    if any(facts.get(n) in (None, "") for n in names):
-        return None
-    return template.format_map(facts)
-
-
-def step_text(step: Step, facts: Mapping[str, str]) -> tuple[str, list[str], str]:
-    """(headline, bullet points, speaker notes) of a step, filled from facts; points lacking a value are dropped."""
-    headline = fill(step.headline, facts) or step.title
-    points = [p for p in (fill(t, facts) for t in step.points) if p]
-    notes = fill(step.notes, facts) or step.notes
-    return headline, points, notes
-
-
-def handover(index: int) -> str:
-    """'Hand over to presenter N' when the next step's presenter differs ('' otherwise)."""
-    if index + 1 < len(STEPS) and STEPS[index + 1].presenter != STEPS[index].presenter:
-        return f"Hand over to presenter {STEPS[index + 1].presenter}."
-    return ""
-
-
-# --- Numbers from the model card ---------------------------------------------------------------
-
-
-def pct(x: float, digits: int = 2) -> str:
-    """0.99981 -> '99.98%'."""
-    return f"{x:.{digits}%}"
-
-
-NEW_SOURCES = "Unseen datasets: right, not flagged"  # scans of the task's kinds from datasets held out in training
-OTHER_KINDS = "Unseen other kinds: flagged"  # images of other kinds from datasets held out in training
-
-
-def headline_numbers(card: Mapping) -> list[tuple[str, str]]:
-    """(name, value) of a model card's headline numbers, in a fixed order; only those the card has."""
-    rows: list[tuple[str, str]] = []
-    v = card.get("validation", {}) or {}
-    for key, name, form in (
-        ("accuracy", "Validation accuracy", pct),
-        ("sensitivity", "Sensitivity", pct),
-        ("specificity", "Specificity", pct),
-        ("macro_f1", "Macro-F1", "{:.4f}".format),
-        ("auc", "ROC AUC", "{:.4f}".format),
-        ("ece", "Calibration error (ECE)", "{:.4f}".format),
-        ("n", "Validation images", "{:,}".format),
-    ):
-        if isinstance(v.get(key), (int, float)):
-            rows.append((name, form(v[key])))
-    t = card.get("test", {}) or {}
-    if isinstance(t.get("accuracy"), (int, float)):
-        rows.append(("Test accuracy", pct(t["accuracy"])))
-    held = (card.get("external", {}) or {}).get("held_out", {}) or {}
-    for key, name in (("right_not_flagged", NEW_SOURCES), ("foreign_flagged", OTHER_KINDS)):
-        if isinstance(held.get(key), (int, float)):
-            rows.append((name, pct(held[key], 1)))
-    b = card.get("baseline", {}) or {}
-    if isinstance(b.get("accuracy"), (int, float)):
-        rows.append(("Baseline accuracy", pct(b["accuracy"])))
-    m = card.get("model", {}) or {}
-    if isinstance(m.get("parameters"), int):
-        rows.append(("Parameters", f"{m['parameters']:,}"))
-    return rows
-
-
-def facts(card: Mapping, spec: TaskSpec, counts: Mapping[str, int] | None = None,
-          other_tasks: Sequence[TaskSpec] = ()) -> dict[str, str]:
-    """Every template value of the story, as display strings read from the model card.
-
-    Args:
-        card: the task's model card; spec: the task; counts: images per class in the dataset (optional);
-        other_tasks: tasks named as next steps (e.g. those without a shipped model).
-    """
-    def section(name: str) -> dict:
-        return card.get(name) or {}
-
-    v, d, m, tr = section("validation"), section("data"), section("model"), section("training")
-    ood, b = section("ood"), section("baseline")
-    classes = tuple(card.get("classes") or spec.classes)
-    hardware = tr.get("hardware", "")  # e.g. "x86_64, 2 CPU cores, torch 2.x, no GPU": keep "2 CPU cores"
-    out = dict(
-        question=spec.description or spec.title, title=card.get("title", spec.title), n_classes=str(len(classes)),
-        class_list=", ".join(_class_label(spec.name, c) for c in classes),
-        source=d.get("source", spec.source.filename), licence=spec.source.licence,
-        architecture=m.get("architecture", spec.architecture), cam_layer=m.get("cam_layer", ""),
-        hardware=hardware.split(",")[1].strip() if hardware.count(",") >= 2 else hardware,
-        calibration=section("calibration").get("method", "").replace(" on validation", ""),
-        ood_method=_short_ood(ood.get("method", "")), baseline_model=b.get("model", "").split(" (")[0],
-        next_tasks="; ".join(t.title[:1].lower() + t.title[1:] for t in other_tasks),
-    )
-    size = (card.get("input", {}) or {}).get("size") or [spec.image_size, spec.image_size]
-    out["input_size"] = f"{size[1]} × {size[0]}"
-    for key, value, form in (
-        ("images", d.get("images"), "{:,}"), ("train", d.get("train"), "{:,}"),
-        ("validation", d.get("validation"), "{:,}"), ("duplicates", d.get("duplicate_images"), "{:,}"),
-        ("parameters", m.get("parameters"), "{:,}"), ("size_mb", m.get("size_mb"), "{:.2f}"),
-        ("epochs", (tr.get("config") or {}).get("epochs"), "{}"), ("n_val", v.get("n"), "{:,}"),
-        ("macro_f1", v.get("macro_f1"), "{:.4f}"), ("auc", v.get("auc"), "{:.4f}"), ("ece", v.get("ece"), "{:.4f}"),
-    ):
-        if isinstance(value, (int, float)):
-            out[key] = form.format(value)
-    for key, value in (("accuracy", v.get("accuracy")), ("baseline_accuracy", b.get("accuracy")),
-                       ("ood_rate", ood.get("validation_flag_rate"))):
-        if isinstance(value, (int, float)):
-            out[key] = pct(value, 1 if key == "ood_rate" else 2)
-    cm = v.get("confusion_matrix")
-    if cm:
-        cm = np.asarray(cm)
-        out["errors"] = f"{int(cm.sum() - np.trace(cm)):,}"
-    if counts:
-        small, large = min(counts, key=counts.get), max(counts, key=counts.get)
-        out.update(smallest_class=small, smallest_count=f"{counts[small]:,}", largest_class=large,
-                   largest_count=f"{counts[large]:,}")
-    return out
-
-
-def _class_label(task: str, name: str) -> str:
-    modality = modality_of(task, name)
-    return f"{name} ({modality})" if modality and task == "modality" else name
-
-
-def _short_ood(method: str) -> str:
-    if "Mahalanobis" not in method:
-        return method
-    own = " or its own 'other' output (learned from images of other kinds)" if "other" in method else ""
-    return "distance from the training images in the model's feature space" + own
 
 
 # --- Example images and what the model attends to ----------------------------------------------
@@ -350,7 +75,7 @@ def class_examples(clf, pool: Mapping[str, tuple[np.ndarray, Sequence[str]]],
         k = next((k for k, p in enumerate(preds) if p.label == name and p.in_distribution), 0)
         i, pred = int(nearest[k]), preds[k]
         heat = clf.explain(floats[i], method=method, target=pred.label)
-        out.append(ClassExample(name, modality_of(clf.spec.name, name), mean, len(images), floats[i], files[i],
+        out.append(ClassExample(name, clf.spec.facts(name).modality, mean, len(images), floats[i], files[i],
                                 pred.label, pred.confidence, dict(pred.probabilities), heat, method))
     return out
 

@@ -31,6 +31,15 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class ClassFacts:
+    """What the images of one class are: imaging modality, body part and a plain-language name."""
+
+    modality: str = ""  # "CT", "MRI" or "X-ray" ("" when unknown)
+    body_part: str = ""  # e.g. "chest", "head"
+    plain_name: str = ""  # e.g. "chest CT", "no tumour"
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """Everything that defines a task: labels, input, data and default model."""
 
@@ -48,7 +57,16 @@ class TaskSpec:
     kinds: tuple[str, ...] = ()  # the image kinds the task is for (e.g. "CXR"); () = its classes are the kinds
     supplements: tuple[str, ...] = ()  # further sources (SOURCES names) of labelled images of the same classes
     foreign: tuple[str, ...] = ()  # sources whose images of other kinds teach the model to say 'not recognised'
+    modality: str = ""  # the modality of all the task's images, when they share one ("X-ray")
+    body_part: str = ""  # the body part of all the task's images, when they share one ("chest")
+    class_facts: dict = field(default_factory=dict)  # class -> {"modality", "body_part", "plain_name"}, per class
     extra: dict = field(default_factory=dict)
+
+    def facts(self, class_name: str) -> ClassFacts:
+        """What a class's images are: its own facts, else the task's modality and body part."""
+        own = self.class_facts.get(class_name, {})
+        return ClassFacts(own.get("modality", self.modality), own.get("body_part", self.body_part),
+                          own.get("plain_name", class_name))
 
     @property
     def num_classes(self) -> int:
@@ -83,6 +101,10 @@ class TaskSpec:
         """Rebuild a spec saved with to_dict (tolerates unknown keys from newer versions)."""
         src = DataSource(**{k: v for k, v in d["source"].items() if k in DataSource.__dataclass_fields__})
         kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "source"}
+        builtin = BUILTIN_TASKS.get(kw.get("name"))
+        for key in ("modality", "body_part", "class_facts"):  # checkpoints saved before the facts existed
+            if builtin is not None and key not in kw:
+                kw[key] = getattr(builtin, key)
         kw["classes"] = tuple(kw["classes"])
         kw["follow_ups"] = tuple(tuple(pair) for pair in kw.get("follow_ups", ()))
         for key in ("kinds", "supplements", "foreign"):
@@ -156,6 +178,14 @@ BUILTIN_TASKS: dict[str, TaskSpec] = {
             follow_ups=(("CXR", "pneumonia"),),
             supplements=("scan-kinds",),
             foreign=("scan-kinds", "brain-tumor-mri", "synthetic"),
+            class_facts={
+                "AbdomenCT": {"modality": "CT", "body_part": "abdomen", "plain_name": "abdomen CT"},
+                "BreastMRI": {"modality": "MRI", "body_part": "breast", "plain_name": "breast MRI"},
+                "CXR": {"modality": "X-ray", "body_part": "chest", "plain_name": "chest X-ray"},
+                "ChestCT": {"modality": "CT", "body_part": "chest", "plain_name": "chest CT"},
+                "Hand": {"modality": "X-ray", "body_part": "hand", "plain_name": "hand X-ray"},
+                "HeadCT": {"modality": "CT", "body_part": "head", "plain_name": "head CT"},
+            },
             description="Which kind of scan is this: abdomen CT, breast MRI, chest X-ray, chest CT, hand X-ray or head CT.",
         ),
         TaskSpec(
@@ -168,6 +198,9 @@ BUILTIN_TASKS: dict[str, TaskSpec] = {
             positive_class="pneumonia",
             kinds=("CXR",),
             foreign=("mednist", "scan-kinds", "brain-tumor-mri", "synthetic"),
+            modality="X-ray",
+            body_part="chest",
+            class_facts={"normal": {"plain_name": "no sign of pneumonia"}, "pneumonia": {"plain_name": "pneumonia"}},
             description="Normal chest X-ray or pneumonia, from paediatric chest X-rays.",
         ),
         TaskSpec(
@@ -178,6 +211,10 @@ BUILTIN_TASKS: dict[str, TaskSpec] = {
             source=BRAIN_TUMOR_MRI,
             kinds=("brain MRI",),
             foreign=("mednist", "scan-kinds", "pneumoniamnist", "synthetic"),
+            modality="MRI",
+            body_part="head",
+            class_facts={"glioma": {"plain_name": "glioma"}, "meningioma": {"plain_name": "meningioma"},
+                         "notumor": {"plain_name": "no tumour"}, "pituitary": {"plain_name": "pituitary tumour"}},
             description="Glioma, meningioma, pituitary tumour or no tumour, from brain MRI slices.",
         ),
     )

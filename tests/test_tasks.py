@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from medimg_core.tasks import BUILTIN_TASKS, task_from_json
+from medimg_core.tasks import BUILTIN_TASKS, ClassFacts, TaskSpec, get_task, task_from_json
 from tests.imagegen import make_class_folders
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,3 +59,30 @@ def test_a_users_folder_of_classes_trains_and_predicts_with_the_same_commands(tm
     assert card["classes"] == ["covid", "healthy"] and card["operating_threshold"]["class"] == "covid"
     done = cli(["predict", "--task", "covid", str(next((data / "covid").iterdir())), "--json"], env)
     assert done.returncode == 0 and json.loads(done.stdout)["label"] in ("covid", "healthy")
+
+
+def test_each_scan_type_class_names_its_modality_and_body_part():
+    spec = get_task("modality")
+    facts = {c: spec.facts(c) for c in spec.classes}
+    assert facts["ChestCT"] == ClassFacts("CT", "chest", "chest CT")
+    assert facts["CXR"].modality == "X-ray" and facts["Hand"].body_part == "hand"
+    assert {f.modality for f in facts.values()} == {"CT", "MRI", "X-ray"}
+
+
+def test_a_single_modality_task_gives_every_class_its_modality_and_body_part():
+    spec = get_task("brain-tumor")
+    assert spec.facts("notumor") == ClassFacts("MRI", "head", "no tumour")
+    assert spec.facts("glioma").modality == "MRI"
+
+
+def test_a_checkpoint_spec_saved_without_facts_gets_them_from_the_registry():
+    saved = get_task("pneumonia").to_dict()
+    for key in ("modality", "body_part", "class_facts"):
+        saved.pop(key)
+    spec = TaskSpec.from_dict(saved)
+    assert spec.facts("pneumonia") == ClassFacts("X-ray", "chest", "pneumonia")
+
+
+def test_a_user_task_without_facts_names_its_classes_plainly():
+    spec = TaskSpec(name="mine", title="Mine", classes=("a", "b"), image_size=32, source=get_task("modality").source)
+    assert spec.facts("a") == ClassFacts("", "", "a")
