@@ -1,4 +1,6 @@
-"""Command line: download, train, search, calibrate, evaluate, predict, embed, info.
+"""Command line: download, train, search, calibrate, evaluate, predict, embed, benchmark, info.
+
+Installed as the `medimg` command (pyproject.toml); `python -m medimg_core` runs the same main().
 
 Every command prints a clear one-line error (never a traceback) and exits non-zero when the
 run itself fails; `predict` reports unreadable files per file and still exits 0.
@@ -7,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -20,9 +23,9 @@ if TYPE_CHECKING:
     from .training import TrainConfig
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="python -m medimg_core", description="medimg: medical image classification")
+def get_args_parser(prog: str = "python -m medimg_core") -> argparse.ArgumentParser:
+    """The argument parser of every sub-command; `prog` is the name its usage lines give the command."""
+    parser = argparse.ArgumentParser(prog=prog, description="medimg: medical image classification")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("download", help="fetch a task's dataset, or another data source, into the data folder ($MEDIMG_DATA_DIR)")
@@ -128,18 +131,28 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = get_args_parser().parse_args(argv)
+    args = get_args_parser(program_name()).parse_args(argv)
     args.command_line = "python -m medimg_core " + " ".join(shlex.quote(a) for a in argv)  # recorded in model cards
     from .data import DataError
 
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # inside the try, so a closed pipe is caught below
+        return status
     except (DataError, FileNotFoundError, ValueError, KeyError) as err:
         print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`medimg info | head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def program_name() -> str:
+    """`medimg` when started as the installed console script, else `python -m medimg_core`."""
+    return "medimg" if Path(sys.argv[0]).name == "medimg" else "python -m medimg_core"
 
 
 def cmd_download(args) -> int:
@@ -315,13 +328,22 @@ def cmd_benchmark(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .checkpoint import default_model_path, read_card
+    from .checkpoint import default_model_path, models_dir, read_card
     from .data import dataset_path
 
+    folder, own = models_dir(), bool(os.environ.get("MEDIMG_MODELS_DIR"))
+    print(f"models: {folder} ({'from $MEDIMG_MODELS_DIR' if own else 'the default; $MEDIMG_MODELS_DIR names another folder'})")
+    if not folder.is_dir():
+        print("  this folder does not exist: set MEDIMG_MODELS_DIR to a folder of <task>.pt models (such as a "
+              "checkout's assets/models), or install the project editable from its checkout (pip install -e .)")
     for spec in TASKS.values():
-        card = read_card(default_model_path(spec.name))
+        path = default_model_path(spec.name)
+        card = read_card(path)
         acc = card.get("validation", {}).get("accuracy")
-        model = f"shipped model, validation accuracy {acc:.2%}" if acc is not None else "no shipped model"
+        if acc is not None:
+            model = f"{'model' if own else 'shipped model'}, validation accuracy {acc:.2%}"
+        else:
+            model = "model file, no model card" if path.is_file() else f"no model ({path.name} not in the models folder)"
         data = dataset_path(spec) or "not downloaded"
         print(f"{spec.name}: {spec.title}\n  classes: {', '.join(spec.classes)}\n  data: {data}\n  {model}")
     return 0
