@@ -48,7 +48,7 @@ def example_pool(task: str, archive: str, stamp: int) -> dict[str, tuple[np.ndar
     `archive` and `stamp` (its mtime) key the cache, so a fresh download is picked up.
     """
     from medimg_core.data import load_dataset
-    from medimg_core.deck import validation_pool
+    from medimg_core.class_examples import validation_pool
 
     return validation_pool(load_dataset(get_task(task), archive), model_card(task), EXAMPLES_PER_CLASS)
 
@@ -148,11 +148,11 @@ def model_stamp(task: str) -> int:
 
 @st.cache_data(show_spinner="Picking a typical example of each class (a few seconds, once)...", max_entries=4)
 def class_examples(task: str, archive: str, stamp: int, model: int) -> list:
-    """Per class: mean image, typical validation example, its prediction and Grad-CAM (medimg_core.deck.ClassExample).
+    """Per class: mean image, typical validation example, its prediction and Grad-CAM (a medimg_core ClassExample).
 
     `archive`/`stamp` (the dataset and its mtime) and `model` (model_stamp) key the cache.
     """
-    from medimg_core.deck import class_examples as build
+    from medimg_core.class_examples import class_examples as build
 
     return build(classifier(task), example_pool(task, archive, stamp))
 

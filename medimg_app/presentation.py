@@ -16,7 +16,8 @@ import streamlit as st
 
 from medimg_core import get_task
 from medimg_core.data import DataError
-from medimg_core.deck import PPTX_MIME, ClassExample, cam_overlay, showcase, upscale
+from medimg_core.class_examples import ClassExample, cam_overlay, showcase, upscale
+from medimg_core.deck import PPTX_MIME
 from medimg_core.story import STEPS, facts, handover, headline_numbers, step_text
 from medimg_core.tasks import TASKS, TaskSpec
 
