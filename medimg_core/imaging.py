@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -258,22 +258,40 @@ def _dicom_pixels(ds) -> np.ndarray:
 DEFAULT_WINDOWS = {"CT": (40.0, 400.0)}  # Hounsfield units: the soft-tissue window of abdomen, chest and head CT
 
 
-def _dicom_window(arr: np.ndarray, ds) -> np.ndarray:
-    """Apply the file's first VOI window; else the modality's default window (CT: soft tissue); else a
-    robust percentile window (MR, X-ray and anything else without a fixed scale)."""
+class Window(NamedTuple):
+    """A display window: values center +- width / 2 map to black..white; source is "file" (the first VOI
+    window stored in the DICOM) or "default" (DEFAULT_WINDOWS for its modality)."""
+
+    center: float
+    width: float
+    source: str
+
+
+def dicom_window(ds) -> Window | None:
+    """The window read_image applies to a DICOM dataset: the file's first VOI window, else the modality's
+    default (CT: soft tissue); None = a robust percentile window of the image's own values (MR, X-ray,
+    colour and anything else without a fixed scale)."""
     from pydicom.multival import MultiValue
 
+    if int(ds.get("SamplesPerPixel", 1) or 1) > 1:  # colour: windowed on its own range
+        return None
     center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
     try:
-        center = float(center[0] if isinstance(center, MultiValue) else center)
-        width = float(width[0] if isinstance(width, MultiValue) else width)
+        window = Window(float(center[0] if isinstance(center, MultiValue) else center),
+                        float(width[0] if isinstance(width, MultiValue) else width), "file")
     except (TypeError, ValueError, IndexError):
-        center, width = DEFAULT_WINDOWS.get(str(ds.get("Modality", "")).upper(), (0.0, 0.0))
-    if width <= 1:
+        default = DEFAULT_WINDOWS.get(str(ds.get("Modality", "")).upper())
+        window = Window(*default, "default") if default else None
+    return window if window is not None and window.width > 1 else None
+
+
+def _dicom_window(arr: np.ndarray, ds) -> np.ndarray:
+    """Apply dicom_window(ds), or a percentile window when it names none or misses this frame entirely."""
+    window = dicom_window(ds)
+    if window is None:
         return _window(arr)
-    lo = center - width / 2
-    out = np.clip((arr - lo) / width, 0.0, 1.0).astype(np.float32)
+    lo = window.center - window.width / 2
+    out = np.clip((arr - lo) / window.width, 0.0, 1.0).astype(np.float32)
     if out.max() - out.min() < 1e-3:  # the stored window misses this frame entirely
         return _window(arr)
     return out
-
