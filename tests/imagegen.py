@@ -43,8 +43,11 @@ def make_class_folders(root: Path, classes: tuple[str, ...], per_class: int = 4,
 def dicom_bytes(pixels: np.ndarray, photometric: str = "MONOCHROME2", slope: float = 1.0, intercept: float = 0.0,
                 window: tuple[float, float] | None = None, frames: int = 1, with_pixels: bool = True,
                 transfer_syntax: str | None = None, encapsulated: list[bytes] | None = None,
-                modality: str = "OT") -> bytes:
-    """A minimal valid DICOM file in memory (uint16/int16 pixels, optional multi-frame; modality OT = other)."""
+                modality: str = "OT", tags: dict | None = None) -> bytes:
+    """A minimal valid DICOM file in memory (uint16/int16 pixels, optional multi-frame; modality OT = other).
+
+    tags: further elements by keyword, e.g. {"BodyPartExamined": "CHEST", "PatientName": "Doe^Jane"}.
+    """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -67,6 +70,8 @@ def dicom_bytes(pixels: np.ndarray, photometric: str = "MONOCHROME2", slope: flo
         ds.WindowCenter, ds.WindowWidth = window
     if frames > 1:
         ds.NumberOfFrames = frames
+    for keyword, value in (tags or {}).items():
+        setattr(ds, keyword, value)
     if encapsulated is not None:
         ds.PixelData = encapsulate(encapsulated)
     elif with_pixels:
