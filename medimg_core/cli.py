@@ -282,33 +282,40 @@ def cmd_predict(args) -> int:
 def predict_rows(clf, given: Path):
     """One result row per image of a predict argument (a file, folder or zip), or one row with its error."""
     from .folders import FolderError, predict_inputs
+    from .header_check import header_report
     from .imaging import ImageReadError, read_image
 
     try:
         for file, source in predict_inputs(given):
             row = empty_row(file)
+            data = source if isinstance(source, Path) else source()
             try:
-                row.update(clf.predict(read_image(source if isinstance(source, Path) else source())).to_dict())
+                prediction = clf.predict(read_image(data))
             except ImageReadError as err:
                 row["error"] = str(err)
+            else:
+                row.update(prediction.to_dict(), dicom=header_report(data, clf.spec, prediction))
             yield row
     except FolderError as err:
         yield {**empty_row(str(given)), "error": str(err)}
 
 
 def empty_row(file: str) -> dict:
-    """predict's JSON row for one file before its prediction (or error) is filled in."""
+    """predict's JSON row for one file before its prediction (or error) is filled in (dicom: see header_report)."""
     return {"file": file, "label": None, "confidence": None, "probabilities": None, "in_distribution": None,
-            "ood_score": None, "error": None}
+            "ood_score": None, "dicom": None, "error": None}
 
 
 def prediction_line(row: dict, task: str) -> str:
-    """predict's text line for one file: the label, 'not recognised', or the error."""
+    """predict's text line for one file: the label (and the header check's sentence when a DICOM's header disagrees),
+    'not recognised', or the error."""
     if row["error"]:
         return f"{row['file']}: error: {row['error']}"
     if not row["in_distribution"]:
         return f"{row['file']}: not recognised: unlike the images the {task} model knows, so it gives no label"
-    return f"{row['file']}: {row['label']} ({row['confidence']:.1%})"
+    line = f"{row['file']}: {row['label']} ({row['confidence']:.1%})"
+    header = row.get("dicom") or {}
+    return f"{line}; header check: {header['note']}" if header.get("agrees") is False else line
 
 
 def cmd_benchmark(args) -> int:

@@ -79,3 +79,9 @@ def dicom_bytes(pixels: np.ndarray, photometric: str = "MONOCHROME2", slope: flo
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
+
+
+def dicom_of(image: bytes, modality: str = "OT", tags: dict | None = None) -> bytes:
+    """A DICOM of an 8-bit image file's pixels (as 12-bit values, with a stored window that shows them unchanged)."""
+    pixels = np.asarray(Image.open(io.BytesIO(image)).convert("L")).astype(np.uint16) * 16
+    return dicom_bytes(pixels, window=(2040.0, 4080.0), modality=modality, tags=tags)

@@ -43,3 +43,34 @@ def test_predict_exits_non_zero_only_when_no_input_could_be_read(samples, tmp_pa
     assert main(["predict", "--task", "modality", str(bad), str(tmp_path / "missing.png")]) == 1
     assert main(["predict", "--task", "modality", str(bad), str(good)]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 4
+
+
+def test_predict_json_gives_a_dicoms_header_and_its_check_but_never_who_it_is(scans, tmp_path, capsys):
+    from tests.imagegen import dicom_of
+
+    (tmp_path / "hand.dcm").write_bytes(dicom_of(scans["Hand"], "DX", {
+        "BodyPartExamined": "CHEST", "ViewPosition": "PA", "StudyDescription": "XR CHEST 2 VIEWS",
+        "PatientName": "Qzxv^Marker", "PatientID": "PID-7731-Q", "PatientBirthDate": "19510203",
+        "InstitutionName": "St Leakwell Hospital", "AccessionNumber": "ACC-99172"}))
+    (tmp_path / "hand.jpeg").write_bytes(scans["Hand"])
+    assert main(["predict", "--task", "modality", "--json", str(tmp_path / "hand.dcm"), str(tmp_path / "hand.jpeg")]) == 0
+    out = capsys.readouterr().out
+    dicom, jpeg = [json.loads(line) for line in out.splitlines()]
+    assert dicom["label"] == "Hand" and jpeg["dicom"] is None
+    assert dicom["dicom"] == {
+        "modality": "DX", "modality_name": "X-ray", "body_part": "CHEST", "study_description": "XR CHEST 2 VIEWS",
+        "series_description": None, "view": "PA", "pixel_spacing": None, "rows": 64, "columns": 64,
+        "photometric": "MONOCHROME2", "window": {"center": 2040.0, "width": 4080.0, "source": "file"},
+        "agrees": False, "note": "The header says X-ray of the CHEST; the image looks like a hand X-ray."}
+    assert not [leak for leak in ("Qzxv", "PID-7731", "1951", "Leakwell", "ACC-99172") if leak in out]
+
+
+def test_predict_text_adds_the_sentence_only_when_the_header_disagrees(scans, tmp_path, capsys):
+    from tests.imagegen import dicom_of
+
+    (tmp_path / "chest.dcm").write_bytes(dicom_of(scans["Hand"], "CR", {"BodyPartExamined": "CHEST"}))
+    (tmp_path / "hand.dcm").write_bytes(dicom_of(scans["Hand"], "CR", {"BodyPartExamined": "HAND"}))
+    assert main(["predict", "--task", "modality", str(tmp_path / "chest.dcm"), str(tmp_path / "hand.dcm")]) == 0
+    chest, hand = capsys.readouterr().out.splitlines()
+    assert chest.endswith("; header check: The header says X-ray of the CHEST; the image looks like a hand X-ray.")
+    assert hand.startswith(f"{tmp_path / 'hand.dcm'}: Hand (") and hand.endswith(")")
