@@ -1,7 +1,7 @@
 """Predict page: drag in scans (or try an example) and see the label, the confidence and where the model looked."""
 import streamlit as st
 
-from medimg_app import widgets
+from medimg_app import predict_widgets, widgets
 from medimg_app.cache import classifier, model_card, shipped_tasks, task_title
 from medimg_core import get_task
 
@@ -46,11 +46,11 @@ if example and uploads:
 if not items:
     st.info("Drop a scan above, or try an example, to see what the model makes of it.")
 elif len(items) == 1:
-    widgets.show_detail(clf, items[0])
+    predict_widgets.show_detail(clf, items[0])
 else:
     st.subheader(f"{len(items)} files")
-    row = widgets.results_table(items)
+    row = predict_widgets.results_table(items)
     if row is None:
         st.info("Choose a row (the box at its left) to see its detail and heatmap.")
     else:
-        widgets.show_detail(clf, items[row])
+        predict_widgets.show_detail(clf, items[row])

@@ -1,7 +1,8 @@
 """The presentation page's parts: projector style, step controls, one renderer per story step.
 
 The story itself (titles, text, speaker notes) is `medimg_core.story.STEPS`, shared with the slide
-export; each renderer draws its step with the other pages' components (widgets, explorer_widgets).
+export; each renderer draws its step with the other pages' components (widgets, predict_widgets,
+explorer_widgets).
 `examples_grid` is shared with the background page.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from medimg_core.deck import PPTX_MIME
 from medimg_core.story import STEPS, facts, handover, headline_numbers, step_text
 from medimg_core.tasks import TASKS, TaskSpec
 
-from . import cache, widgets
+from . import cache, predict_widgets, widgets
 from . import explorer_widgets as ew
 from .home import home_page
 
@@ -247,14 +248,14 @@ def render_live(ctx: Context) -> None:
         return
     widgets.predict_items(ctx.classifier(), [item])
     with left:
-        widgets.result_card(item, ctx.spec.classes)
+        predict_widgets.result_card(item, ctx.spec.classes)
         st.caption(item.name)
     with right:
         inner = st.columns([2, 3])
         inner[0].image(upscale(ctx.classifier().model_view(item.image), 256, smooth=False),
                        width="stretch", caption="As the model sees it")
         with inner[1]:
-            widgets.probability_chart(item.prediction, key="presentation_probabilities")
+            predict_widgets.probability_chart(item.prediction, key="presentation_probabilities")
         bullets(ctx.points)
 
 
@@ -265,7 +266,7 @@ def render_explain(ctx: Context) -> None:
     if item is not None:
         widgets.predict_items(ctx.classifier(), [item])
         st.caption(f"The live example: {item.name}")
-        widgets.cam_panel(ctx.classifier(), item)
+        predict_widgets.cam_panel(ctx.classifier(), item)
     if examples:
         st.markdown("#### Every class: mean image, typical example and its Grad-CAM")
         examples_grid(examples)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from medimg_app import widgets
+from medimg_app import predict_widgets, widgets
 from medimg_app.cache import shipped_tasks
 from medimg_core import get_task
 from medimg_core.data import DataError, dataset_path
@@ -158,7 +158,7 @@ def test_results_csv_has_every_file_and_probability():
     items = [widgets.Item("a.png", error="broken"),
              widgets.Item("b.png", prediction=Prediction("Hand", 0.9, {c: 0.9 if c == "Hand" else 0.02 for c in CLASSES},
                                                           True, 3.0))]
-    lines = widgets.results_csv(items).decode().splitlines()
+    lines = predict_widgets.results_csv(items).decode().splitlines()
     assert lines[0] == "file,label,confidence,flag,in_distribution,ood_score," + ",".join(f"p_{c}" for c in CLASSES) + ",error"
     assert lines[1].startswith("a.png,,,cannot read,") and lines[1].endswith(",broken")
     assert lines[2].startswith("b.png,Hand,0.9000,,True,3.0000,")

@@ -9,14 +9,15 @@ import pytest
 from PIL import Image
 
 from medimg_app.cache import shipped_tasks
-from medimg_app.widgets import flag, upscale
+from medimg_app.predict_widgets import upscale
+from medimg_app.widgets import flag
 from medimg_core import load_classifier, read_image, to_model_input
 from medimg_core.explain import overlay
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif("modality" not in shipped_tasks(),
                                                   reason="no modality model installed (assets/models or $MEDIMG_MODELS_DIR)")]
 TIMEOUT = 60_000  # ms for one result to appear (first request also loads the model)
-HEADER_PX, ROW_PX = 35, 56  # results-table header and row heights (row_height=56 in widgets.results_table)
+HEADER_PX, ROW_PX = 35, 56  # results-table header and row heights (row_height=56 in predict_widgets.results_table)
 
 
 @pytest.fixture(scope="module")
