@@ -1,7 +1,8 @@
 """The group presentation as a PPTX slide deck (no Streamlit in here).
 
 The story (steps, text, numbers from the model card) is `medimg_core.story`; each class's typical
-example is `medimg_core.class_examples`; this module draws the figures and writes the slides.
+example is `medimg_core.class_examples`, the figures `medimg_core.deck_figures`; this module
+writes the slides.
 
 From the command line::
 
@@ -16,182 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from .class_examples import ClassExample, cam_overlay, class_examples, showcase, upscale, validation_pool
+from .class_examples import ClassExample, class_examples, showcase, validation_pool
+from .deck_figures import confusion_png, counts_png, examples_png, gallery_png, prediction_png
 from .story import DISCLAIMER, STEPS, facts, handover, headline_numbers, step_text
 from .tasks import TaskSpec
 
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-
-
-# --- Figures (PNG bytes, drawn with PIL) -------------------------------------------------------
-
-SPLIT_COLOURS = {"train": "#4c78a8", "val": "#f58518", "test": "#54a24b", "unused": "#bab0ac"}
-HIGHLIGHT, GREY, INK = "#e4572e", "#9aa5b1", "#1f2933"
-
-
-def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """DejaVu Sans when installed, else Pillow's built-in scalable font."""
-    for name in ("DejaVuSans.ttf", "LiberationSans-Regular.ttf"):
-        try:
-            return ImageFont.truetype(name, size)
-        except OSError:
-            continue
-    return ImageFont.load_default(size=size)
-
-
-def png(image: Image.Image) -> bytes:
-    """PNG bytes of a PIL image."""
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
-
-
-def _gray(image: np.ndarray, size: int, smooth: bool = True) -> Image.Image:
-    return Image.fromarray((upscale(image, size, smooth) * 255).round().astype(np.uint8)).convert("RGB")
-
-
-def _text_centre(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, f, fill=INK) -> None:
-    draw.text(xy, text, font=f, fill=fill, anchor="mm")
-
-
-def counts_png(counts: Mapping[str, Mapping[str, int]], title: str = "Images per class and split") -> bytes:
-    """Stacked bars: images per class (keys), one colour per split, with totals on top."""
-    classes = list(counts)
-    splits = [s for s in SPLIT_COLOURS if any(counts[c].get(s) for c in classes)] + \
-        sorted({s for c in classes for s in counts[c]} - set(SPLIT_COLOURS))
-    W, H, left, right, top, bottom = 1400, 900, 110, 30, 110, 120
-    im = Image.new("RGB", (W, H), "white")
-    draw = ImageDraw.Draw(im)
-    f, small = font(30), font(24)
-    draw.text((left, 20), title, font=font(36), fill=INK)
-    totals = {c: sum(counts[c].values()) for c in classes}
-    top_value = max(totals.values()) * 1.12 or 1
-    plot_h = H - top - bottom
-    step = (W - left - right) / max(len(classes), 1)
-    draw.line((left, H - bottom, W - right, H - bottom), fill=INK, width=2)
-    for tick in _ticks(top_value):
-        y = H - bottom - tick / top_value * plot_h
-        draw.line((left - 8, y, W - right, y), fill="#e4e7eb", width=1)
-        draw.text((left - 14, y), f"{tick:,.0f}", font=small, fill=INK, anchor="rm")
-    for i, c in enumerate(classes):
-        x0, x1, base = left + i * step + step * 0.15, left + (i + 1) * step - step * 0.15, H - bottom
-        for s in splits:
-            h = counts[c].get(s, 0) / top_value * plot_h
-            if h > 0:
-                draw.rectangle((x0, base - h, x1, base), fill=SPLIT_COLOURS.get(s, GREY))
-                base -= h
-        _text_centre(draw, ((x0 + x1) / 2, base - 22), f"{totals[c]:,}", small)
-        _text_centre(draw, ((x0 + x1) / 2, H - bottom + 30), c, f)
-    x = left
-    for s in splits:  # legend
-        draw.rectangle((x, H - 45, x + 26, H - 19), fill=SPLIT_COLOURS.get(s, GREY))
-        draw.text((x + 36, H - 32), s, font=f, fill=INK, anchor="lm")
-        x += 60 + draw.textlength(s, font=f) + 30
-    return png(im)
-
-
-def _ticks(top: float) -> list[float]:
-    raw = top / 5
-    magnitude = 10 ** int(np.floor(np.log10(raw))) if raw > 0 else 1
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    return [k * step for k in range(int(top // step) + 1)]
-
-
-def confusion_png(cm: Sequence[Sequence[int]], classes: Sequence[str]) -> bytes:
-    """Annotated confusion matrix (rows: true class, columns: predicted), blue by log count."""
-    cm = np.asarray(cm, dtype=np.int64)
-    k = len(classes)
-    f, small = font(26), font(30)
-    label_w = int(max(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(c, font=f) for c in classes)) + 70
-    cell = 150 if k <= 6 else 110
-    W, H = label_w + k * cell + 30, 150 + k * cell + 30
-    im = Image.new("RGB", (W, H), "white")
-    draw = ImageDraw.Draw(im)
-    _text_centre(draw, (label_w + k * cell / 2, 25), "predicted", font(28), "#52606d")
-    draw.text((20, 150 + k * cell / 2), "true", font=font(28), fill="#52606d", anchor="lm")
-    top = 150
-    scale = np.log1p(cm.max()) or 1.0
-    for j, c in enumerate(classes):
-        _text_centre(draw, (label_w + (j + 0.5) * cell, top - 35), c if len(c) <= 11 else c[:10] + "…", f)
-    for i, c in enumerate(classes):
-        draw.text((label_w - 15, top + (i + 0.5) * cell), c, font=f, fill=INK, anchor="rm")
-        for j in range(k):
-            t = np.log1p(cm[i, j]) / scale
-            colour = tuple(int(a + (b - a) * t) for a, b in zip((247, 251, 255), (8, 69, 148)))
-            box = (label_w + j * cell, top + i * cell, label_w + (j + 1) * cell - 3, top + (i + 1) * cell - 3)
-            draw.rectangle(box, fill=colour, outline="#ffffff" if i != j else "#52606d", width=1 if i != j else 2)
-            _text_centre(draw, ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), f"{cm[i, j]:,}", small,
-                         "white" if t > 0.55 else INK)
-    return png(im)
-
-
-def prediction_png(example: ClassExample) -> bytes:
-    """An example image beside the bars of every class's probability (the prediction highlighted)."""
-    side, bar_left, W = 480, 560, 1400
-    names = list(example.probabilities)
-    H = max(side + 160, 140 + 70 * len(names))
-    im = Image.new("RGB", (W, H), "white")
-    draw = ImageDraw.Draw(im)
-    im.paste(_gray(example.image, side, smooth=False), (20, 90))
-    sure = "over 99.9%" if example.confidence > 0.999 else f"{example.confidence:.1%}"
-    draw.text((20, 20), f"{example.label}: {sure} sure", font=font(40), fill=INK)
-    draw.text((20, 100 + side), f"a {example.name} image from the validation set", font=font(24), fill="#52606d")
-    f = font(28)
-    label_w = max(draw.textlength(n, font=f) for n in names) + 20
-    x0, x1 = bar_left + label_w, W - 150
-    for r, name in enumerate(names):
-        y = 110 + r * 70
-        p = example.probabilities[name]
-        draw.text((x0 - 15, y + 22), name, font=f, fill=INK, anchor="rm")
-        draw.rectangle((x0, y, x0 + max(p * (x1 - x0), 2), y + 44), fill=HIGHLIGHT if name == example.label else GREY)
-        draw.text((x0 + max(p * (x1 - x0), 2) + 10, y + 22), f"{p:.1%}", font=f, fill=INK, anchor="lm")
-    return png(im)
-
-
-def examples_png(examples: Sequence[ClassExample], cell: int = 200, with_mean: bool = True,
-                 with_cam: bool = True) -> bytes:
-    """One column per class: its mean image, its typical example and the Grad-CAM overlay (rows)."""
-    rows = [("mean image", lambda e: _gray(e.mean, cell))] if with_mean else []
-    rows.append(("typical example", lambda e: _gray(e.image, cell)))
-    if with_cam:
-        rows.append(("Grad-CAM", lambda e: Image.fromarray(cam_overlay(e, cell))))
-    f, small = font(28), font(24)
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    label_w = int(max(measure.textlength(name, font=small) for name, _ in rows)) + 30 if len(rows) > 1 else 0
-    gap, head = 14, 90
-    W = label_w + len(examples) * (cell + gap) + gap
-    H = head + len(rows) * (cell + gap) + gap
-    im = Image.new("RGB", (W, H), "white")
-    draw = ImageDraw.Draw(im)
-    for j, e in enumerate(examples):
-        x = label_w + gap + j * (cell + gap)
-        _text_centre(draw, (x + cell / 2, 28), e.name, f)
-        if e.modality:
-            _text_centre(draw, (x + cell / 2, 62), e.modality, small, "#52606d")
-        for r, (_, make) in enumerate(rows):
-            im.paste(make(e), (x, head + r * (cell + gap)))
-    if label_w:
-        for r, (name, _) in enumerate(rows):
-            draw.text((label_w - 10, head + r * (cell + gap) + cell / 2), name, font=small, fill=INK, anchor="rm")
-    return png(im)
-
-
-def gallery_png(examples: Sequence[ClassExample], columns: int = 3, cell: int = 300) -> bytes:
-    """The typical examples in a grid, each captioned with its class and modality."""
-    gap, label = 20, 50
-    rows = -(-len(examples) // columns)
-    im = Image.new("RGB", (columns * (cell + gap) + gap, rows * (cell + label + gap) + gap), "white")
-    draw = ImageDraw.Draw(im)
-    f = font(30)
-    for k, e in enumerate(examples):
-        x, y = gap + (k % columns) * (cell + gap), gap + (k // columns) * (cell + label + gap)
-        im.paste(_gray(e.image, cell), (x, y))
-        name = f"{e.name} · {e.modality}" if e.modality else e.name
-        _text_centre(draw, (x + cell / 2, y + cell + label / 2), name, f)
-    return png(im)
 
 
 # --- Slides ------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from PIL import Image
 from medimg_core import get_task
 from medimg_core.checkpoint import default_model_path
 from medimg_core.class_examples import ClassExample
-from medimg_core.deck import build_pptx, build_slides, confusion_png, counts_png, examples_png, gallery_png, prediction_png
+from medimg_core.deck import build_pptx, build_slides
+from medimg_core.deck_figures import confusion_png, counts_png, examples_png, gallery_png, prediction_png
 from medimg_core.story import STEPS, facts, fill, handover, headline_numbers, step_text
 
 pptx = pytest.importorskip("pptx", reason="python-pptx is not installed (pip install -r requirements.txt)")
