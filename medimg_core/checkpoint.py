@@ -4,18 +4,20 @@ A checkpoint (`<task>.pt`) holds only plain types and tensors, so it loads with
 `torch.load(path, weights_only=True)`: the task definition, the architecture arguments, the
 weights, the calibration temperature and the out-of-distribution statistics. The model card
 (`<task>.json` beside it) holds everything a person wants to read: metrics, settings, timing.
+Paths and cards need no torch, so torch is imported only where weights are saved or loaded: the
+app's home page reads the cards without paying for it.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
-from .models import build_model
 from .tasks import TaskSpec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 FORMAT_VERSION = 1
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -33,6 +35,8 @@ def default_model_path(task: str) -> Path:
 
 def save_checkpoint(path: Path, model: nn.Module, spec: TaskSpec, model_args: dict, extras: dict) -> None:
     """Write the checkpoint atomically (plain types + tensors only)."""
+    import torch
+
     state = {
         "format": FORMAT_VERSION,
         "task": spec.to_dict(),
@@ -48,6 +52,10 @@ def save_checkpoint(path: Path, model: nn.Module, spec: TaskSpec, model_args: di
 
 def load_checkpoint(path: Path) -> tuple[nn.Module, TaskSpec, dict]:
     """Rebuild the model in eval mode from a checkpoint; returns (model, spec, raw state)."""
+    import torch
+
+    from .models import build_model
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}. Train one with: python -m medimg_core train --task <task>")

@@ -1,6 +1,9 @@
 """AppTest tests of the home page (streamlit_app.py's home): models' numbers from the cards, data status, links."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from medimg_core import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "streamlit_app.py")
+HEAVY = ("torch", "pytorch_grad_cam", "cv2")  # what the home page must not load: seconds of import on 2 cores
 
 
 def open_home() -> AppTest:
@@ -78,3 +82,21 @@ def test_home_without_any_model_explains_how_to_train_one(tmp_path, monkeypatch)
     at = open_home()
     assert any("No trained model is installed" in e.value for e in at.error)
     assert not at.metric
+
+
+def heavy_modules_loaded(code: str) -> list[str]:
+    """The HEAVY modules in sys.modules after running `code` in a fresh Python process."""
+    code += f"; import sys, json; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_home_module_imports_no_torch_grad_cam_or_opencv():
+    assert heavy_modules_loaded("import medimg_app.home") == []
+
+
+def test_running_the_home_page_loads_no_torch_grad_cam_or_opencv():
+    """The whole of streamlit_app.py (navigation and the home page with its model cards) stays light: a fast first paint."""
+    code = (f"from streamlit.testing.v1 import AppTest; at = AppTest.from_file({APP!r}, default_timeout=60); at.run(); "
+            "assert not at.exception and at.title[0].value.startswith('medimg'), at.exception")
+    assert heavy_modules_loaded(code) == []
