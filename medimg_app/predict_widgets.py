@@ -25,6 +25,7 @@ from medimg_core.predict import Classifier, Prediction, recognising_tasks
 from medimg_core.tasks import get_task
 
 from .cache import classifier, model_card, shipped_tasks
+from .dicom_panel import header_panel
 from .widgets import HEATMAP_CAPTION, LOW_CONFIDENCE, Item, flag
 
 DISPLAY = 256  # side in pixels of the model view, the overlay and the downloaded PNG
@@ -163,7 +164,8 @@ def cam_panel(clf: Classifier, item: Item) -> None:
 
 
 def show_detail(clf: Classifier, item: Item) -> None:
-    """Everything about one image: card, original and model view, probabilities, heatmaps; or its read error."""
+    """Everything about one image: card, original and model view, DICOM header, probabilities, heatmaps; or its
+    read error."""
     st.markdown(f"#### {item.name}")
     if item.error:
         st.error(f"**{item.name}** cannot be used: {item.error}", icon=":material/error:")
@@ -172,6 +174,7 @@ def show_detail(clf: Classifier, item: Item) -> None:
     with left:
         result_card(item, clf.classes)
         image_pair(clf, item)
+        header_panel(item.header, clf.spec, item.prediction)
     with right:
         probability_chart(item.prediction)
         follow_up_card(clf, item)

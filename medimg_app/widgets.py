@@ -15,6 +15,7 @@ import streamlit as st
 
 from medimg_core import ImageReadError, read_image
 from medimg_core.data import DataError, dataset_path, download
+from medimg_core.dicom_header import DicomHeader, read_dicom_header
 from medimg_core.imaging import SUPPORTED
 from medimg_core.tasks import TaskSpec
 
@@ -43,6 +44,7 @@ class Item:
     prediction: Prediction | None = None
     error: str | None = None
     truth: str | None = None
+    header: DicomHeader | None = None  # an uploaded DICOM's descriptive header (never an identifying field)
 
 
 def read_uploads(files: list) -> list[Item]:
@@ -50,7 +52,8 @@ def read_uploads(files: list) -> list[Item]:
     items = []
     for f in files or []:
         try:
-            items.append(Item(f.name, image=read_image(f.getvalue())))
+            data = f.getvalue()
+            items.append(Item(f.name, image=read_image(data), header=read_dicom_header(data)))
         except ImageReadError as err:
             items.append(Item(f.name, error=str(err)))
         except Exception as err:  # noqa: BLE001 - never a stack trace on the page
