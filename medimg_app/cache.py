@@ -53,6 +53,29 @@ def example_pool(task: str, archive: str, stamp: int) -> dict[str, tuple[np.ndar
     return validation_pool(load_dataset(get_task(task), archive), model_card(task), EXAMPLES_PER_CLASS)
 
 
+@st.cache_resource(show_spinner=False)
+def shipped_examples(task: str) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Per class: the example scans shipped in assets/examples (N x S x S uint8) and their names; {} for none."""
+    from medimg_core.examples import read_examples
+
+    return read_examples(get_task(task))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def example_images(task: str, archive: str | None = None,
+                   stamp: int | None = None) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Per class: the shipped examples, then (with a downloaded `archive`) its EXAMPLES_PER_CLASS validation images.
+
+    Without an archive these are the shipped examples alone, so "Try an example" works before any download.
+    `archive` and `stamp` are `data_source(task)`, so a fresh download is picked up.
+    """
+    from medimg_core.examples import add_pool
+
+    if archive is None:
+        return shipped_examples(task)
+    return add_pool(shipped_examples(task), example_pool(task, archive, stamp))
+
+
 # --- Dataset explorer -------------------------------------------------------------------------
 
 

@@ -7,19 +7,18 @@ and heatmaps is in `predict_widgets`. Uploaded bytes are decoded in memory only 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
 from medimg_core import ImageReadError, read_image
-from medimg_core.data import DataError, dataset_path, download
+from medimg_core.data import DataError, download
 from medimg_core.dicom_header import DicomHeader, read_dicom_header
 from medimg_core.imaging import SUPPORTED
 from medimg_core.tasks import TaskSpec
 
-from .cache import example_pool
+from .cache import data_source, example_images, shipped_examples
 
 if TYPE_CHECKING:
     from medimg_core.predict import Classifier, Prediction
@@ -33,6 +32,11 @@ HEATMAP_CAPTION = (
     "methods can disagree."
 )
 UPLOAD_LABEL = f"Drop one or several scans here ({SUPPORTED})"
+SHIPPED_CREDIT = ("Built-in examples: MedNIST images (CC BY-SA 4.0; TCIA, RSNA Bone Age Challenge, NIH Chest X-ray; "
+                  "made available by Dr. Bradley J. Erickson, Mayo Clinic), see assets/examples/README.md.")
+NO_SHIPPED_EXAMPLES = ("No example scans of this task ship with the app: the app bundles only a few MedNIST images "
+                       "(for the scan-type task) and never images of other datasets, so this task's examples need "
+                       "its dataset.")
 
 
 @dataclass
@@ -84,13 +88,9 @@ def clear_example() -> None:
     st.session_state.pop("example", None)
 
 
-def _pool(spec: TaskSpec, path: Path) -> dict[str, tuple[np.ndarray, list[str]]]:
-    return example_pool(spec.name, str(path), path.stat().st_mtime_ns)
-
-
-def offer_download(spec: TaskSpec) -> None:
-    """Say the dataset is missing and offer its download with a progress bar."""
-    st.info(f"Examples come from the {spec.source.filename} dataset, which is not downloaded yet.")
+def offer_download(spec: TaskSpec, note: str = "Examples come from the {file} dataset, which is not downloaded yet.") -> None:
+    """Say the dataset is missing (`note`, with {file} for its file name) and offer its download with a progress bar."""
+    st.info(note.format(file=spec.source.filename))
     if not st.button(f"Download {spec.source.filename}", key=f"download_dataset_{spec.name}",
                      icon=":material/cloud_download:"):
         return
@@ -113,18 +113,25 @@ def offer_download(spec: TaskSpec) -> None:
     st.rerun()
 
 
+def examples(spec: TaskSpec) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Per class: the shipped examples and, when the dataset is downloaded, its validation images (read once)."""
+    return example_images(spec.name, *(data_source(spec.name) or (None, None)))
+
+
 def example_picker(spec: TaskSpec) -> None:
-    """'Try an example': one click picks a random image of the chosen class from the downloaded dataset."""
+    """'Try an example': one click picks a random image of the chosen class, shipped or from the downloaded dataset."""
     st.markdown("**Try an example**")
-    path = dataset_path(spec)
-    if path is None:
+    shipped, downloaded = shipped_examples(spec.name), data_source(spec.name) is not None
+    if not shipped and not downloaded:
+        st.caption(NO_SHIPPED_EXAMPLES)
         offer_download(spec)
         return
     c1, c2 = st.columns(2, vertical_alignment="bottom")
-    chosen = c1.selectbox("Class", spec.classes, key="example_class")
+    chosen = c1.selectbox("Class", spec.classes if downloaded else [c for c in spec.classes if c in shipped],
+                          key="example_class")
     if c2.button("Random example", key="example_button", icon=":material/casino:", width="stretch"):
         try:
-            images, _ = _pool(spec, path)[chosen]
+            images, _ = examples(spec).get(chosen, ((), []))
         except DataError as err:
             st.error(f"The examples cannot be read: {err}")
             return
@@ -133,16 +140,19 @@ def example_picker(spec: TaskSpec) -> None:
             st.session_state["example"] = {"task": spec.name, "class": chosen, "index": pick}
     if st.session_state.get("example"):
         st.button("Clear the example", key="clear_example", on_click=clear_example, type="tertiary")
+    if shipped:
+        st.caption(SHIPPED_CREDIT)
+    if not downloaded:
+        offer_download(spec, "More examples (hundreds a class) come from the {file} dataset, which is not downloaded yet.")
 
 
 def current_example(spec: TaskSpec) -> Item | None:
     """The example picked for this task, as an Item (None when there is none)."""
     ex = st.session_state.get("example")
-    path = dataset_path(spec)
-    if not ex or ex.get("task") != spec.name or path is None:
+    if not ex or ex.get("task") != spec.name:
         return None
     try:
-        images, files = _pool(spec, path)[ex["class"]]
+        images, files = examples(spec)[ex["class"]]
         image = images[ex["index"]].astype(np.float32) / 255.0
     except (DataError, KeyError, IndexError):
         return None

@@ -200,6 +200,33 @@ def test_try_an_example_picks_an_image_of_the_chosen_class():
     assert not any(m.startswith("#### Example") for m in markdown(at))
 
 
+def test_without_any_data_an_example_shows_a_label_and_a_heatmap(monkeypatch, tmp_path):
+    """A fresh machine: the shipped MedNIST examples work before (and without) any download."""
+    monkeypatch.setenv("MEDIMG_DATA_DIR", str(tmp_path))
+    at = open_predict()
+    assert at.selectbox(key="example_class").options == list(CLASSES)
+    at.selectbox(key="example_class").set_value("Hand")
+    at.button(key="example_button").click().run()
+    assert not at.exception
+    heading = next(m for m in markdown(at) if m.startswith("#### Example: "))
+    assert heading.startswith("#### Example: modality/Hand/")
+    assert "## Hand" in markdown(at) and "comes from the **Hand** folder" in captions(at)
+    assert chart_keys(at) == ["prob_chart", "raw_heatmap"]
+    assert any(c.startswith("Grad-CAM for Hand") for c in image_captions(at))
+    assert "MedNIST images (CC BY-SA 4.0" in captions(at)
+    assert list(tmp_path.iterdir()) == []  # nothing was downloaded
+
+
+@pytest.mark.skipif("pneumonia" not in shipped_tasks(), reason="no pneumonia model installed")
+def test_a_task_without_shipped_examples_says_why_and_offers_the_download(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDIMG_DATA_DIR", str(tmp_path))
+    at = open_predict()
+    at.selectbox(key="task").set_value("pneumonia").run()
+    assert not at.exception
+    assert "No example scans of this task ship with the app" in captions(at)
+    assert at.button(key="download_dataset_pneumonia") and "example_class" not in [s.key for s in at.selectbox]
+
+
 def test_missing_dataset_offers_download_with_progress(monkeypatch, tmp_path):
     monkeypatch.setenv("MEDIMG_DATA_DIR", str(tmp_path))
     steps = []
