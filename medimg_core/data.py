@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .duplicates import duplicate_groups, near_duplicate_groups
 from .folders import FolderError, Progress, SourceImages, iter_entries, read_folder_images
 from .imaging import to_model_input, to_uint8
 from .tasks import OTHER, DataSource, TaskSpec
@@ -335,32 +336,27 @@ def _resize_stack(raw: np.ndarray, size: int, native: int | None = None) -> np.n
     return np.stack([to_uint8(to_model_input(im.astype(np.float32) / 255.0, size, native)) for im in raw])
 
 
-def split_train_val(ds: Dataset, val_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a stratified train/validation split that keeps exact duplicates on one side.
+def split_train_val(ds: Dataset, val_fraction: float = 0.1, seed: int = 0,
+                    max_distance: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a stratified train/validation split that keeps each duplicate group on one side.
 
-    A dataset that carries an official split ("train"/"val") uses it as given.
+    Groups are exact duplicates, or with max_distance, near-duplicates (pHash within max_distance of
+    64 bits, `duplicates.near_duplicate_groups`). Whole groups are drawn per class, a group counting
+    for the class of its first image. A dataset that carries an official split ("train"/"val") uses it as given.
     """
     if {"train", "val"} <= set(ds.split.tolist()):
         return np.flatnonzero(ds.split == "train"), np.flatnonzero(ds.split == "val")
-    groups = duplicate_groups(ds.images)
+    groups = duplicate_groups(ds.images) if max_distance is None else near_duplicate_groups(ds.images, max_distance)
+    owner = ds.labels[np.unique(groups, return_index=True)[1]]  # the class of each group's first image
     rng = np.random.default_rng(seed)
-    train, val = [], []
+    val_groups = []
     for c in range(len(ds.classes)):
-        ids = np.unique(groups[ds.labels == c])
+        ids = np.flatnonzero(owner == c)
         rng.shuffle(ids)
-        n_val = int(round(len(ids) * val_fraction))
-        val_groups = set(ids[:n_val].tolist())
-        members = np.flatnonzero(ds.labels == c)
-        in_val = np.array([g in val_groups for g in groups[members]], dtype=bool)
-        val.append(members[in_val])
-        train.append(members[~in_val])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
-
-
-def duplicate_groups(images: np.ndarray) -> np.ndarray:
-    """Group id per image; images with identical pixels share one id."""
-    seen: dict[bytes, int] = {}
-    return np.array([seen.setdefault(hashlib.md5(im.tobytes()).digest(), len(seen)) for im in images], np.int64)
+        val_groups.append(ids[: int(round(len(ids) * val_fraction))])
+    in_val = np.isin(groups, np.concatenate(val_groups))
+    known = ds.labels < len(ds.classes)
+    return np.flatnonzero(known & ~in_val), np.flatnonzero(known & in_val)
 
 
 def subset_positions(labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:

@@ -1,0 +1,116 @@
+"""Near-duplicates: perceptual hashes, groups, the split that keeps a group on one side, the command."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medimg_core import get_task
+from medimg_core.data import Dataset, fingerprint, split_train_val
+from medimg_core.duplicates import (find_duplicates, hamming, near_duplicate_groups, near_pairs, official_parts,
+                                    perceptual_hashes)
+
+BRAIN = get_task("brain-tumor")
+
+
+def phantom(seed: int, size: int = 128) -> np.ndarray:
+    """A head-like ellipse with four bright or dark blobs at random places (uint8), drawn in code."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / size
+    image = np.where(((xx - 0.5) / 0.38) ** 2 + ((yy - 0.5) / 0.45) ** 2 < 1, 90.0, 0.0)
+    for _ in range(4):
+        cx, cy, r, value = rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.75), rng.uniform(0.06, 0.16), rng.choice([-80, 150])
+        image[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] += value
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def noised(image: np.ndarray, seed: int = 1) -> np.ndarray:
+    """The image with mild Gaussian noise (sigma 8 grey levels): other pixels, same picture."""
+    return np.clip(image + np.random.default_rng(seed).normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+
+
+def rescaled(image: np.ndarray) -> np.ndarray:
+    """The image brought down to three quarters of its size and back (a re-exported copy)."""
+    size = image.shape[0]
+    small = Image.fromarray(image).resize((size * 3 // 4,) * 2, Image.Resampling.BILINEAR)
+    return np.asarray(small.resize((size, size), Image.Resampling.BILINEAR))
+
+
+def test_a_noised_or_rescaled_copy_is_near_and_unrelated_images_are_far():
+    original = phantom(0)
+    hashes = perceptual_hashes(np.stack([original, noised(original), rescaled(original)]))
+    assert hamming(hashes[0], hashes[1]) <= 4 and hamming(hashes[0], hashes[2]) <= 4
+    others = perceptual_hashes(np.stack([phantom(s) for s in range(1, 30)]))
+    assert hamming(hashes[0], others).min() > 4  # none of 29 other phantoms is within the default distance
+
+
+def test_the_hash_is_imagehash_phash():
+    import imagehash
+
+    image = phantom(3)
+    assert f"{int(perceptual_hashes(image[None])[0]):016x}" == str(imagehash.phash(Image.fromarray(image)))
+
+
+def test_groups_join_copies_and_leave_the_others_alone():
+    a, b, c = phantom(0), phantom(1), phantom(2)
+    groups = near_duplicate_groups(np.stack([a, b, noised(a), c, rescaled(b), a]))
+    assert groups[0] == groups[2] == groups[5] and groups[1] == groups[4]
+    assert len({groups[0], groups[1], groups[3]}) == 3
+
+
+def test_pairs_are_listed_once_with_their_distance():
+    hashes = np.array([0b0, 0b11, 0b1111, 0b111 << 40], np.uint64)
+    i, j, d = near_pairs(hashes, 2)
+    assert sorted(zip(i.tolist(), j.tolist(), d.tolist())) == [(0, 1, 2), (1, 2, 2)]
+    with pytest.raises(ValueError, match="between 0 and 64"):
+        near_pairs(hashes, 65)
+
+
+def dataset(images: list[np.ndarray], labels: list[int], files: list[str] | None = None) -> Dataset:
+    """A brain-tumour Dataset of the given images (no official split)."""
+    stack, labs = np.stack(images), np.array(labels, np.int64)
+    files = files or [f"{BRAIN.classes[lab]}/{i}.png" for i, lab in enumerate(labels)]
+    return Dataset(stack, labs, files, np.full(len(labs), "", "<U5"), BRAIN.classes, fingerprint(stack, labs))
+
+
+def test_the_split_keeps_a_near_duplicate_group_on_one_side():
+    labels = [i % 4 for i in range(40)]
+    images = [phantom(i) for i in range(40)]
+    images[4], images[8] = noised(images[0]), rescaled(images[0])  # three copies of one glioma image
+    ds = dataset(images, labels)
+    straddled = 0
+    for seed in range(12):
+        train, val = split_train_val(ds, 0.3, seed, max_distance=4)
+        assert set(train).isdisjoint(val) and len(train) + len(val) == len(ds)
+        assert len({0, 4, 8} & set(val)) in (0, 3)
+        exact_train, exact_val = split_train_val(ds, 0.3, seed)  # exact duplicates only: the copies may part
+        straddled += len({0, 4, 8} & set(exact_val)) in (1, 2)
+    assert straddled > 0
+
+
+def test_a_group_of_several_labels_stays_whole():
+    images, labels = [phantom(i) for i in range(20)], [i % 4 for i in range(20)]
+    images[1] = noised(images[0])  # the same picture labelled glioma and meningioma
+    ds = dataset(images, labels)
+    for seed in range(12):
+        _, val = split_train_val(ds, 0.5, seed, max_distance=4)
+        assert (0 in val) == (1 in val)
+
+
+def test_official_parts_come_from_the_split_or_the_folder_names():
+    files = ["x/Training/glioma/a.jpg", "x/Testing/glioma/b.jpg", "glioma/c.jpg", "p.npz:val/3"]
+    assert official_parts(files, np.array(["", "", "", "val"])).tolist() == ["train", "test", "", "val"]
+
+
+def test_the_report_counts_groups_across_parts_and_labels():
+    a, b = phantom(0), phantom(1)
+    images = [a, a, noised(b), b, phantom(2), rescaled(b)]
+    files = ["Training/glioma/0.png", "Training/glioma/1.png", "Training/notumor/2.png", "Testing/glioma/3.png",
+             "Testing/pituitary/4.png", "Testing/glioma/5.png"]
+    report = find_duplicates(dataset(images, [0, 0, 2, 0, 3, 0], files))
+    assert (report.exact_groups, report.exact_images) == (1, 2)
+    assert (report.near_groups, report.near_images) == (2, 5) and report.largest_group == 3
+    assert report.mixed_label_groups == 1 and report.cross_part_groups == 1
+    assert report.parts == {"test": 3, "train": 3}
+    assert report.examples[0]["distance"] >= 0 and report.model_split is None
+
