@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .tasks import OTHER, SOURCES, TASKS, get_source, get_task
+from .tasks import SOURCES, TASKS, get_source, get_task
 
 if TYPE_CHECKING:
     from .training import TrainConfig
@@ -56,9 +56,11 @@ def get_args_parser(prog: str = "python -m medimg_core") -> argparse.ArgumentPar
     p = sub.add_parser("evaluate", help="metrics of a model on a labelled dataset")
     p.add_argument("--task", required=True, choices=list(TASKS))
     p.add_argument("--data", help="archive, folder of <class>/<image>, or MedMNIST .npz (default: the downloaded set)")
-    p.add_argument("--split", choices=["train", "val", "test"], help="npz split (default: test, or val when the file has no test split)")
+    p.add_argument("--split", choices=["train", "val", "test"], help="npz split (default: test, or val when the file has no "
+                   "test split); on an archive or folder, the images that played it in the model's training (its card)")
     p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average each image with its left-right mirror")
 
     p = sub.add_parser("predict", help="classify image files")
     p.add_argument("--task", required=True, choices=list(TASKS))
@@ -235,29 +237,21 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import torch
-
-    from .data import DataError, dataset_path, default_npz_split, load_dataset
-    from .evaluation import compute_metrics, open_set_metrics, open_set_report
+    from .data import dataset_path, default_npz_split, load_dataset
+    from .evaluation import evaluate_classifier, model_split_images, open_set_report
     from .predict import load_classifier
 
     clf = load_classifier(args.task, args.model)
     data = Path(args.data) if args.data else dataset_path(clf.spec)
-    split = args.split or (default_npz_split(data) if data is not None and data.suffix == ".npz" else None)
-    ds = load_dataset(clf.spec, data, split=split, other=True)
-    out = clf.infer(torch.from_numpy(ds.images))
-    pred, flagged, mine = clf.label_indices(out.probs), out.scores > clf.ood.threshold, ~ds.foreign
-    if not mine.any():
-        raise DataError(f"{data} holds only images in {OTHER}/: evaluate needs images of at least one class of "
-                        f"{clf.spec.name} ({', '.join(clf.classes)}) as well")
-    metrics = compute_metrics(out.probs[mine], ds.labels[mine], clf.classes, pred[mine])
-    result = {"task": clf.spec.name, "model": str(clf.path), **metrics, "ood_flag_rate": float(flagged[mine].mean())}
-    several = len(np.unique(ds.origin)) > 1
-    if ds.foreign.any() or several:
-        result["open_set"] = open_set_metrics(out.probs, pred, flagged, ds.labels, clf.classes, ds.origin if several else None)
-        result["open_set"].pop("in_kind_metrics", None)
+    npz = data is not None and data.suffix == ".npz"
+    split = args.split or (default_npz_split(data) if npz else None)
+    ds = load_dataset(clf.spec, data, split=split if npz else None, other=True)
+    if split and not npz:  # an archive or folder: the images that played this part in the model's training
+        ds = model_split_images(ds, clf.card, split)
+    result = metrics = evaluate_classifier(clf, ds, tta=args.tta)
     if not args.json:
-        print(f"{clf.spec.name} on {data or 'the downloaded dataset'} ({metrics['n']} images of its classes): "
+        print(f"{clf.spec.name} on {data or 'the downloaded dataset'}{f' ({split} split)' if split else ''}"
+              f"{', with TTA' if result['tta'] else ''} ({metrics['n']} images of its classes): "
               f"accuracy {metrics['accuracy']:.4%}, macro-F1 {metrics['macro_f1']:.4f}, "
               f"AUC {metrics['auc'] if metrics['auc'] is None else round(metrics['auc'], 4)}, ECE {metrics['ece']:.4f}, "
               f"flagged {result['ood_flag_rate']:.2%}")

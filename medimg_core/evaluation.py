@@ -111,3 +111,47 @@ def open_set_report(m: dict) -> str:
         outside = f"{r['foreign_flagged']:.1%} of {r['foreign']}" if r.get("foreign") else "-"
         lines.append(f"{name[:40]:<40} {r['n']:>5} {inside:>19} {named:>12} {outside:>20}")
     return "\n".join(lines)
+
+
+def evaluate_classifier(clf, ds, tta: bool = False) -> dict:
+    """What `evaluate` reports of a Classifier on a labelled Dataset (labels len(classes) = 'other').
+
+    Returns: task, model, compute_metrics' numbers on the images of the task's classes, ood_flag_rate
+    (their share flagged), tta, and open_set (see open_set_metrics) when there are images of other kinds
+    or of several datasets. tta: average each image with its mirror (Classifier.infer).
+    Raises: DataError when no image is of the task's classes.
+    """
+    import torch
+
+    from .data import DataError
+    from .tasks import OTHER
+
+    mine = ~ds.foreign
+    if not mine.any():
+        raise DataError(f"the data holds only images in {OTHER}/: evaluate needs images of at least one class "
+                        f"of {clf.spec.name} ({', '.join(clf.classes)}) as well")
+    out = clf.infer(torch.from_numpy(ds.images), tta=tta)
+    pred, flagged = clf.label_indices(out.probs), out.scores > clf.ood.threshold
+    metrics = compute_metrics(out.probs[mine], ds.labels[mine], clf.classes, pred[mine])
+    result = {"task": clf.spec.name, "model": str(clf.path), **metrics, "ood_flag_rate": float(flagged[mine].mean()),
+              "tta": bool(tta and clf.can_flip)}
+    several = len(np.unique(ds.origin)) > 1
+    if ds.foreign.any() or several:
+        result["open_set"] = open_set_metrics(out.probs, pred, flagged, ds.labels, clf.classes, ds.origin if several else None)
+        result["open_set"].pop("in_kind_metrics", None)
+    return result
+
+
+def model_split_images(ds, card: dict, split: str):
+    """The images of a task's own dataset that played `split` ("train" or "val") in a model's training,
+    rebuilt from its card (explore.model_split). Raises DataError when none did, or when the validation
+    images found are not as many as the card counted (not the data the model was trained on)."""
+    from .data import DataError
+    from .explore import model_split
+
+    chosen = np.flatnonzero(model_split(ds, card) == split)
+    expected = card.get("data", {}).get({"train": "train", "val": "validation"}.get(split, ""))
+    if not len(chosen) or (expected is not None and len(chosen) != expected):
+        raise DataError(f"{len(chosen)} images of this data played '{split}' in the model's training, its card says "
+                        f"{expected}: give the data it was trained on, or no --split to evaluate on all of it")
+    return ds.subset(chosen)

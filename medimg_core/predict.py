@@ -69,11 +69,28 @@ class Classifier:
         """[0, 1] images of any size -> N x 1 x S x S model input (letterboxed)."""
         return torch.from_numpy(np.stack([self.model_view(im) for im in images]))[:, None]
 
+    @property
+    def can_flip(self) -> bool:
+        """Whether test-time augmentation (tta=True) does anything: the task allows left-right flips (TaskSpec.hflip)."""
+        return self.spec.hflip
+
     @torch.inference_mode()
-    def infer(self, x: torch.Tensor, batch_size: int = 512) -> "Outputs":
-        """Model input (N x 1 x S x S floats, or uint8 N x S x S) -> probabilities, OOD scores, features."""
+    def infer(self, x: torch.Tensor, batch_size: int = 512, tta: bool = False) -> "Outputs":
+        """Model input (N x 1 x S x S floats, or uint8 N x S x S) -> probabilities, OOD scores, features.
+
+        tta: average the calibrated class probabilities of each image and of its left-right mirror, where
+        the task allows flips (`can_flip`; otherwise it changes nothing). The rejection score, the features
+        and P(other) stay those of the image as given, so the rejection rule flags what it was calibrated to.
+        """
         if x.dtype == torch.uint8:
             x = x.float().div(255)[:, None] if x.ndim == 3 else x.float().div(255)
+        out = self._outputs(x, batch_size)
+        if tta and self.can_flip:
+            out = out._replace(probs=(out.probs + self._outputs(x.flip(-1), batch_size).probs) / 2)
+        return out
+
+    def _outputs(self, x: torch.Tensor, batch_size: int) -> "Outputs":
+        """One pass of the model over N x 1 x S x S floats, in batches."""
         logits, feats = [], []
         for start in range(0, len(x), batch_size):
             f = self.model.features(x[start : start + batch_size])
@@ -81,15 +98,16 @@ class Classifier:
             feats.append(f)
         return outputs(torch.cat(logits), torch.cat(feats), len(self.classes), self.temperature, self.ood)
 
-    def predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
-        """Predict several read_image outputs at once."""
-        out = self.infer(self.input_tensor(images))
+    def predict_batch(self, images: list[np.ndarray], tta: bool = False) -> list[Prediction]:
+        """Predict several read_image outputs at once (tta: see `infer`)."""
+        out = self.infer(self.input_tensor(images), tta=tta)
         other = out.p_other if out.p_other is not None else [None] * len(out.probs)
         return [self._prediction(p, s, o) for p, s, o in zip(out.probs, out.scores, other)]
 
-    def predict(self, image: np.ndarray) -> Prediction:
-        """Predict one image as returned by read_image (HxW float32 in [0, 1])."""
-        return self.predict_batch([image])[0]
+    def predict(self, image: np.ndarray, tta: bool = False) -> Prediction:
+        """Predict one image as returned by read_image (HxW float32 in [0, 1]); tta=True also looks at its
+        left-right mirror and averages the two (see `infer`)."""
+        return self.predict_batch([image], tta=tta)[0]
 
     def label_indices(self, probs: np.ndarray) -> np.ndarray:
         """Predicted class per row: argmax, or the operating threshold on the positive class."""
