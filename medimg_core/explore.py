@@ -28,7 +28,8 @@ def model_split(ds: Dataset, card: dict, own: str | None = None) -> np.ndarray:
 
     Args:
         ds: the dataset (N images): the task's own, or its pool (`sources.task_pool`).
-        card: the model card (`training.config` holds seed, val_fraction, max_per_class, held_out, sources).
+        card: the model card (`training.config` holds seed, val_fraction, max_per_class, held_out, sources;
+            `data.near_duplicates.max_distance`, when there, the pHash distance its split kept together).
         own: the name of the task's own dataset (default: from the card's task, see `own_name`).
     Returns:
         N strings: "train", "val", the dataset's own split name (e.g. "test") for images the
@@ -45,8 +46,9 @@ def model_split(ds: Dataset, card: dict, own: str | None = None) -> np.ndarray:
     own = own_name(ds, own if own is not None else task_origin(card.get("task")))
     present = set(np.unique(ds.origin).tolist())
     held_out = [d for d in cfg.get("held_out") or card.get("data", {}).get("held_out") or [] if d in present]
+    near = card.get("data", {}).get("near_duplicates", {}).get("max_distance")  # None: exact duplicates only
     _, train_idx, val_idx = pool_split(ds, own, cfg.get("max_per_class"), float(cfg.get("val_fraction", 0.1)),
-                                       int(cfg.get("seed", 0)), held_out)
+                                       int(cfg.get("seed", 0)), held_out, max_distance=near)
     out[train_idx] = "train"
     out[val_idx] = "val"
     if cfg.get("sources") is False:  # trained on its own dataset only: the other datasets' images were never seen

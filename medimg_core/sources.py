@@ -136,15 +136,16 @@ def dataset_folds(ds: Dataset, own: str, n_folds: int = 5, seed: int = 0) -> lis
 
 
 def pool_split(ds: Dataset, own: str, max_per_class: int | None, val_fraction: float, seed: int,
-               held_out: Collection[str] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               held_out: Collection[str] = (), max_distance: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(kept, train, validation) positions in ds of a multi-source run.
 
     The task's own images are limited to max_per_class per class and split as `split_train_val`
     does; images of other datasets train, except those of the held-out datasets, which validate.
+    max_distance: keep near-duplicates of the own images (pHash bits) on one side, not only exact ones.
     """
     mine = np.flatnonzero(ds.origin == own)
     mine = mine[subset_positions(ds.labels[mine], max_per_class, seed)]
-    own_train, own_val = split_train_val(ds.subset(mine), val_fraction, seed)
+    own_train, own_val = split_train_val(ds.subset(mine), val_fraction, seed, max_distance)
     others = np.flatnonzero(ds.origin != own)
     out = np.isin(ds.origin[others], list(held_out))
     unknown = set(held_out) - set(np.unique(ds.origin[others]).tolist())

@@ -60,6 +60,9 @@ class TaskSpec:
     modality: str = ""  # the modality of all the task's images, when they share one ("X-ray")
     body_part: str = ""  # the body part of all the task's images, when they share one ("chest")
     class_facts: dict = field(default_factory=dict)  # class -> {"modality", "body_part", "plain_name"}, per class
+    # new training runs keep images whose pHashes differ in at most this many of 64 bits on one side of the
+    # validation split (duplicates.py); None: exact duplicates only. Checkpoints saved before it existed read None.
+    near_duplicate_distance: int | None = None
     extra: dict = field(default_factory=dict)
 
     def facts(self, class_name: str) -> ClassFacts:
@@ -213,6 +216,7 @@ BUILTIN_TASKS: dict[str, TaskSpec] = {
             foreign=("mednist", "scan-kinds", "pneumoniamnist", "synthetic"),
             modality="MRI",
             body_part="head",
+            near_duplicate_distance=4,  # the archive repeats slices re-encoded and rescaled (python -m medimg_core duplicates)
             class_facts={"glioma": {"plain_name": "glioma"}, "meningioma": {"plain_name": "meningioma"},
                          "notumor": {"plain_name": "no tumour"}, "pituitary": {"plain_name": "pituitary tumour"}},
             description="Glioma, meningioma, pituitary tumour or no tumour, from brain MRI slices.",
@@ -229,8 +233,8 @@ def user_tasks_dir() -> Path:
 def task_from_json(path: Path) -> TaskSpec:
     """A task definition written as JSON, e.g. a folder-of-classes dataset a user brings.
 
-    Required: name, title, classes, image_size; optional: positive_class, hflip, description and
-    source (default: a folder or archive of <class>/<image> files given to --data).
+    Required: name, title, classes, image_size; optional: positive_class, hflip, description,
+    near_duplicate_distance and source (default: a folder or archive of <class>/<image> files given to --data).
     """
     try:
         d = json.loads(Path(path).read_text())
@@ -246,6 +250,8 @@ def task_from_json(path: Path) -> TaskSpec:
         raise ValueError(f"{path}: positive_class must be one of exactly two classes")
     if not 16 <= spec.image_size <= 512:
         raise ValueError(f"{path}: image_size must be between 16 and 512")
+    if spec.near_duplicate_distance is not None and not 0 <= spec.near_duplicate_distance <= 64:
+        raise ValueError(f"{path}: near_duplicate_distance must be between 0 and 64 bits (or null)")
     return spec
 
 

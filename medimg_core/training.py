@@ -24,6 +24,7 @@ from .baseline import pca_logistic_baseline
 from .calibration import calibrate, calibration_sections
 from .checkpoint import save_checkpoint, write_card
 from .data import Dataset, duplicate_groups, subset_positions
+from .duplicates import near_duplicate_summary
 from .evaluation import auc_score
 from .models import build_model, count_parameters
 from .predict import Classifier
@@ -95,8 +96,10 @@ def training_data(spec: TaskSpec, cfg: TrainConfig, data_path: str | Path | None
 
 
 def training_split(ds: Dataset, spec: TaskSpec, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(kept, train, validation) positions in ds, as `train` makes them (see sources.pool_split)."""
-    return pool_split(ds, own_origin(spec), cfg.max_per_class, cfg.val_fraction, cfg.seed, cfg.held_out)
+    """(kept, train, validation) positions in ds, as `train` makes them (see sources.pool_split); near-duplicates
+    stay on one side when the spec (the registry's for a new run, the checkpoint's for a trained model) says so."""
+    return pool_split(ds, own_origin(spec), cfg.max_per_class, cfg.val_fraction, cfg.seed, cfg.held_out,
+                      max_distance=spec.near_duplicate_distance)
 
 
 def init_weights(model: torch.nn.Module, source: str) -> list[str]:
@@ -315,7 +318,7 @@ def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, mode
     """The model card's description of the model, its data and its training run."""
     n_params = count_parameters(model)
     own = ds.origin == own_origin(spec)
-    groups = duplicate_groups(ds.images[own])
+    groups, near = duplicate_groups(ds.images[own]), spec.near_duplicate_distance
     gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     return {
         "task": spec.name,
@@ -341,7 +344,9 @@ def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, mode
             "train_all_sources": int(len(train_idx)), "validation_all_sources": int(len(val_idx)),
             "duplicate_images": int(len(groups) - len(np.unique(groups))),
             "split": "official train/val split" if {"train", "val"} <= set(ds.split[own].tolist())
-                     else f"stratified {1 - cfg.val_fraction:.0%}/{cfg.val_fraction:.0%}, exact duplicates kept on one side (seed {cfg.seed})",
+                     else f"stratified {1 - cfg.val_fraction:.0%}/{cfg.val_fraction:.0%}, "
+                          f"{'exact duplicates' if near is None else f'near-duplicates (pHash within {near} of 64 bits)'} kept on one side (seed {cfg.seed})",
+            **({} if near is None else {"near_duplicates": near_duplicate_summary(ds.images[own], near)}),
             "sources": source_counts(ds, train_idx, val_idx), "held_out": list(cfg.held_out), "missing": notes,
         },
     }

@@ -1,11 +1,14 @@
 """Near-duplicates: perceptual hashes, groups, the split that keeps a group on one side, the command."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from medimg_core import get_task
+from medimg_core.cli import main
 from medimg_core.data import Dataset, fingerprint, split_train_val
 from medimg_core.duplicates import (find_duplicates, hamming, near_duplicate_groups, near_pairs, official_parts,
                                     perceptual_hashes)
@@ -114,3 +117,20 @@ def test_the_report_counts_groups_across_parts_and_labels():
     assert report.parts == {"test": 3, "train": 3}
     assert report.examples[0]["distance"] >= 0 and report.model_split is None
 
+
+def test_a_new_brain_tumour_run_keeps_near_duplicates_together_and_says_so(tmp_path, capsys):
+    for c, name in enumerate(BRAIN.classes):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(phantom(10 * c + i)).save(tmp_path / "data" / name / f"{i}.png")
+    Image.fromarray(noised(phantom(0))).save(tmp_path / "data" / "glioma" / "copy.png")  # a near copy of glioma/0.png
+    out = tmp_path / "brain-tumor.pt"
+    assert main(["train", "--task", "brain-tumor", "--data", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "16",
+                 "--val-fraction", "0.3", "--no-sources", "--no-baseline", "--out", str(out)]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["data"]["near_duplicates"] == {"max_distance": 4, "groups": 1, "images": 2}
+    assert "near-duplicates (pHash within 4 of 64 bits) kept on one side" in card["data"]["split"]
+    capsys.readouterr()
+    assert main(["evaluate", "--task", "brain-tumor", "--data", str(tmp_path / "data"), "--model", str(out),
+                 "--split", "val", "--json"]) == 0  # the card's split is rebuilt with the same groups
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == card["data"]["validation"]
