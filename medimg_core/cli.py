@@ -1,4 +1,4 @@
-"""Command line: download, train, search, calibrate, evaluate, predict, embed, benchmark, info.
+"""Command line: download, train, search, calibrate, evaluate, predict, embed, benchmark, duplicates, info.
 
 Installed as the `medimg` command (pyproject.toml); `python -m medimg_core` runs the same main().
 
@@ -86,6 +86,14 @@ def get_args_parser(prog: str = "python -m medimg_core") -> argparse.ArgumentPar
     p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
     p.add_argument("--card", type=Path, help="model card to update (default: the one beside the checkpoint)")
     p.add_argument("--repeats", type=int, default=200)
+
+    p = sub.add_parser("duplicates", help="count exact and near-duplicate images (perceptual hash) in a task's dataset")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", help="archive, folder of <class>/<image>, or MedMNIST .npz (default: the downloaded set)")
+    p.add_argument("--max-distance", type=int, default=4, help="near-duplicates differ in at most this many of 64 bits (default 4)")
+    p.add_argument("--model", type=Path, help="also count its validation images with a near-duplicate in its training "
+                   "(default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
     sub.add_parser("info", help="list the tasks, their data and shipped models")
     return parser
@@ -328,6 +336,18 @@ def cmd_benchmark(args) -> int:
     return 0
 
 
+def cmd_duplicates(args) -> int:
+    from .checkpoint import default_model_path, read_card
+    from .data import load_dataset
+    from .duplicates import find_duplicates
+
+    spec = get_task(args.task)
+    report = find_duplicates(load_dataset(spec, args.data), args.max_distance,
+                             card=read_card(args.model or default_model_path(spec.name)))
+    print(json.dumps({"task": spec.name, **report.to_dict()}) if args.json else "\n".join(report.lines(spec.name)))
+    return 0
+
+
 def cmd_info(args) -> int:
     from .checkpoint import default_model_path, models_dir, read_card
     from .data import dataset_path
@@ -410,4 +430,4 @@ def pool_line(emb) -> str:
 
 COMMANDS = {"download": cmd_download, "train": cmd_train, "search": cmd_search, "calibrate": cmd_calibrate,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "embed": cmd_embed, "benchmark": cmd_benchmark,
-            "info": cmd_info}
+            "duplicates": cmd_duplicates, "info": cmd_info}

@@ -118,6 +118,24 @@ def test_the_report_counts_groups_across_parts_and_labels():
     assert report.examples[0]["distance"] >= 0 and report.model_split is None
 
 
+def test_the_command_prints_the_counts_of_a_folder(tmp_path, capsys):
+    a, b = phantom(0), phantom(1)
+    for part, name, image in [("Training", "glioma/0.png", a), ("Training", "glioma/1.png", a),
+                              ("Testing", "glioma/2.png", noised(a)), ("Training", "notumor/3.png", b),
+                              ("Testing", "pituitary/4.png", phantom(2)), ("Testing", "meningioma/5.png", phantom(3))]:
+        (tmp_path / "data" / part / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "data" / part / name)
+    args = ["duplicates", "--task", "brain-tumor", "--data", str(tmp_path / "data"), "--model", str(tmp_path / "none.pt")]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "6 images" in text and "exact duplicates: 1 groups, 2 images" in text
+    assert "near-duplicates:  1 groups, 3 images" in text and "1 near-duplicate groups span official parts" in text
+    assert main(args + ["--json", "--max-distance", "0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "brain-tumor" and result["max_distance"] == 0 and result["parts"] == {"test": 3, "train": 3}
+    assert (result["exact_groups"], result["near_groups"]) == (1, 1)
+
+
 def test_a_new_brain_tumour_run_keeps_near_duplicates_together_and_says_so(tmp_path, capsys):
     for c, name in enumerate(BRAIN.classes):
         (tmp_path / "data" / name).mkdir(parents=True)
