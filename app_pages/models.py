@@ -5,11 +5,13 @@ from medimg_app import cache
 from medimg_app import models_widgets as mw
 from medimg_core import TASKS
 from medimg_core.checkpoint import default_model_path, models_dir
-from medimg_core.compare import comparison_table, external_table, search_table, training_curves
+from medimg_core.compare import comparison_table, crossval_table, external_table, search_table, training_curves
 
 st.title("Models")
-st.caption("Every number here is read from the model cards in `assets/models/`: validation metrics on each model's "
-           "own held-out split, CPU latency of one image on the machine that measured it, and training time.")
+st.caption("Every number here is read from the model cards in `assets/models/`: validation metrics (on each model's "
+           "own held-out split, or out-of-fold for a cross-validated model: see 'numbers on'), test numbers where "
+           "someone measured the model on data it never saw and recorded them, CPU latency of one image on the "
+           "machine that measured it, and training time.")
 task = st.selectbox("Task", list(TASKS), format_func=cache.task_title, key="models_task")
 path = default_model_path(task)
 try:
@@ -28,8 +30,19 @@ st.subheader("Compared models")
 mw.comparison_frame(table, key="models_table")
 if not cards[0]["shipped"]:
     st.warning("No shipped model: these are comparison runs only.")
-st.caption("Two-class tasks: accuracy, sensitivity and specificity at the operating threshold chosen on validation. "
+st.caption("Two-class tasks: accuracy, sensitivity and specificity at the operating threshold. "
            "Models on a subset were validated on their own (smaller) split, so compare them with care.")
+if cards[0]["shipped"] and cards[0].get("test"):
+    test = cards[0]["test"]
+    st.caption(f"Test: {test['n']:,} images of {test['data']}, never used in training or selection "
+               f"(`{test['command']}`, {test['date']}).")
+
+if cards[0]["shipped"] and cards[0].get("crossval"):
+    st.subheader("Cross-validated estimate")
+    cv = cards[0]["crossval"]
+    st.caption(f"{cv['method']}. One split of a few hundred images says little: these are the numbers to expect, "
+               "with their spread, and the baseline was scored on the same folds.")
+    st.dataframe(crossval_table(cards[0]), hide_index=True, key="models_crossval_table")
 
 st.subheader("On datasets it never saw")
 st.caption("Scans from other hospitals are what users drag in, so the shipped model is judged on whole datasets held "
@@ -41,7 +54,8 @@ mw.confusion_grid(cards)
 
 st.subheader("Training curves")
 st.caption("Per epoch on the validation split; accuracy here is of the most probable class (two-class models are "
-           "scored in the table at their chosen threshold instead). The kept weights are those of the best epoch.")
+           "scored in the table at their chosen threshold instead). The kept weights are those of the 'best epoch' in the "
+           "table: the last one for models trained with other sources or cross-validated.")
 mw.curves_section(curves, key="models_curves")
 
 st.subheader("Hyperparameter search")

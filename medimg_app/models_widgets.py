@@ -10,14 +10,14 @@ from medimg_app.explorer_widgets import confusion_figure
 
 METRIC_LABELS = {"val_accuracy": "validation accuracy", "val_auc": "validation AUC", "val_loss": "validation loss",
                  "train_loss": "training loss"}
-PERCENT = ["accuracy", "sensitivity", "specificity", "unseen datasets: right, not flagged", "unseen other kinds: flagged",
+PERCENT = ["accuracy", "sensitivity", "specificity", "test accuracy", "unseen datasets: right, not flagged", "unseen other kinds: flagged",
            "right, not flagged", "named right", "other kinds flagged"]
 
 
 def comparison_frame(table: pd.DataFrame, key: str) -> None:
     """The models side by side, numbers formatted for reading."""
     config = {c: st.column_config.NumberColumn(c, format="percent") for c in PERCENT if c in table}
-    config.update({c: st.column_config.NumberColumn(c, format="%.4f") for c in ("macro-F1", "AUC", "unseen datasets: ECE")
+    config.update({c: st.column_config.NumberColumn(c, format="%.4f") for c in ("macro-F1", "AUC", "test AUC", "unseen datasets: ECE")
                    if c in table})
     config.update({"parameters": st.column_config.NumberColumn("parameters", format="localized"),
                    "shipped": st.column_config.CheckboxColumn("shipped"),
@@ -40,7 +40,8 @@ def external_section(card: dict, table: pd.DataFrame) -> None:
         parts.append(f"**{held['foreign_flagged']:.1%}** of {held['foreign']:,} images of other kinds flagged")
     st.markdown("; ".join(parts) + ".")
     if "accuracy" in own:
-        st.caption(f"The fold models on the task's own validation split: accuracy {own['accuracy']['mean']:.2%} "
+        where = "their own folds of the task's train+val images" if card.get("crossval") else "the task's own validation split"
+        st.caption(f"The fold models on {where}: accuracy {own['accuracy']['mean']:.2%} "
                    f"± {own['accuracy']['std']:.2%}, flagged {own['in_kind_flagged']['mean']:.2%}.")
     names = {"temperature": "temperature", "other_threshold": "'other' threshold", "distance_factor": "distance factor",
              "operating_threshold": "operating threshold"}

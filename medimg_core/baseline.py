@@ -19,6 +19,7 @@ def pca_logistic_baseline(train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
     pick = rng.choice(len(train_y), min(max_train, len(train_y)), replace=False)
     flat = lambda x: x.reshape(len(x), -1).astype(np.float32) / 255.0  # noqa: E731
     start = time.perf_counter()
+    components = min(components, len(pick) - 1, train_x[0].size)  # a small training set has fewer components
     pipe = make_pipeline(PCA(components, random_state=seed), LogisticRegression(max_iter=500))
     pipe.fit(flat(train_x[pick]), train_y[pick])
     seconds = time.perf_counter() - start

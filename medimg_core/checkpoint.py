@@ -88,3 +88,16 @@ def read_card(model_path: Path) -> dict:
     """The model card of a checkpoint ({} when there is none)."""
     path = card_path(model_path)
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def record_test(model_path: Path, result: dict, data: str, command: str) -> dict:
+    """Write an evaluation on data the model never saw into its card's 'test' section; returns the section."""
+    import time
+
+    keep = ("n", "accuracy", "macro_f1", "auc", "ece", "per_class", "confusion_matrix", "ood_flag_rate")
+    section = {"data": data, **{k: result[k] for k in keep if k in result}, "command": command,
+               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    card = read_card(model_path)
+    card["test"] = section
+    write_card(model_path, card)
+    return section

@@ -39,6 +39,9 @@ def get_args_parser(prog: str = "python -m medimg_core") -> argparse.ArgumentPar
     p.add_argument("--folds", type=int, default=0,
                    help="first cross-validate by dataset with this many folds (tasks with several sources); "
                         "the thresholds and temperature chosen there go into the shipped model and its card")
+    p.add_argument("--own-cv", action="store_true", help="with --folds: also split the task's own train+val into "
+                   "stratified folds (every image validated once) instead of using one validation split")
+    p.add_argument("--ensemble", action="store_true", help="with --folds --own-cv: ship the fold models as one ensemble")
     p.add_argument("--out", type=Path, help="checkpoint path (default: assets/models/<task>.pt)")
 
     p = sub.add_parser("search", help="basic hyperparameter search on validation (one factor at a time, or a grid)")
@@ -61,6 +64,8 @@ def get_args_parser(prog: str = "python -m medimg_core") -> argparse.ArgumentPar
     p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average each image with its left-right mirror")
+    p.add_argument("--record", action="store_true",
+                   help="write the numbers into the model card's 'test' section (shown, labelled, on the Models page)")
 
     p = sub.add_parser("predict", help="classify image files")
     p.add_argument("--task", required=True, choices=list(TASKS))
@@ -116,6 +121,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment-set", default="standard", choices=["standard", "across-sources"],
                    help="across-sources adds random intensity windows, background level, resolution and burned-in text")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 autocast on CUDA, fp32 on the CPU; bf16: also on the CPU (fast where it has AMX)")
     p.add_argument("--no-sources", dest="sources", action="store_false",
                    help="train on the task's own dataset only (not its supplements and foreign sources)")
     p.add_argument("--hold-out", nargs="+", default=[], metavar="DATASET",
@@ -126,6 +133,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-foreign-per-dataset", type=int, default=600,
                    help="at most this many images of other kinds from each dataset (default 600)")
     p.add_argument("--balance", action="store_true", help="weight the loss by inverse class frequency")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--max-per-class", type=int, help="train on at most this many images per class")
     p.add_argument("--seed", type=int, default=0)
@@ -196,7 +204,9 @@ def train_config(args) -> TrainConfig:
                        baseline=args.baseline, init=args.init or args.pretrained, augment_set=args.augment_set,
                        device=args.device, sources=args.sources, held_out=list(args.hold_out),
                        source_power=args.source_power, epoch_size=args.epoch_size,
-                       max_foreign_per_dataset=args.max_foreign_per_dataset, add_other=args.add_other)
+                       max_foreign_per_dataset=args.max_foreign_per_dataset, add_other=args.add_other,
+                       label_smoothing=args.label_smoothing, own_cv=getattr(args, "own_cv", False),
+                       ensemble=getattr(args, "ensemble", False), precision=args.precision)
 
 
 def cmd_search(args) -> int:
@@ -226,10 +236,14 @@ def cmd_train(args) -> int:
     v = card["validation"]
     print(f"wrote {out} and {out.with_suffix('.json')}: validation accuracy {v['accuracy']:.4%}, "
           f"macro-F1 {v['macro_f1']:.4f}, ECE {v['ece']:.4f} (n={v['n']}), {card['training']['seconds']:.0f} s")
-    if "external" in card:
+    if card.get("external", {}).get("held_out"):
         from .evaluation import held_out_line
 
         print(held_out_line(card["external"]["held_out"]))
+    if "crossval" in card:
+        from .compare import crossval_line
+
+        print(crossval_line(card))
     return 0
 
 
@@ -265,6 +279,11 @@ def cmd_evaluate(args) -> int:
               f"flagged {result['ood_flag_rate']:.2%}")
         if "open_set" in result:
             print(open_set_report(result["open_set"]))
+    if args.record:
+        from .checkpoint import record_test
+
+        record_test(clf.path, result, f"{Path(data).name if data else clf.spec.source.filename}"
+                    + (f", {split} split" if split else ""), args.command_line)
     print(json.dumps(result))
     return 0
 

@@ -21,6 +21,8 @@ def model_name(card: dict) -> str:
     model = card.get("model", {})
     arch = model.get("architecture", cfg.get("architecture", "?"))
     parts = [f"{arch} (width {model.get('width')})" if arch == "compact-cnn" else arch]
+    if model.get("members", 1) > 1:
+        parts[0] += f" x{model['members']} (ensemble of the fold models)"
     parts.append(f"fine-tuned from {Path(cfg['init']).stem}" if cfg.get("init") else "from scratch")
     if cfg.get("augment") is False:
         parts.append("no augmentation")
@@ -56,12 +58,14 @@ def comparison_table(cards: list[dict]) -> pd.DataFrame:
         v, t, cfg = c.get("validation", {}), c.get("training", {}), c.get("training", {}).get("config", {})
         sensitivity, specificity = sensitivity_specificity(c)
         held = c.get("external", {}).get("held_out", {})
+        test = c.get("test") or {}
         rows.append({
-            "model": c["name"], "shipped": c["shipped"],
+            "model": c["name"], "shipped": c["shipped"], "numbers on": evaluated_on(c),
             "accuracy": v.get("accuracy"), "macro-F1": v.get("macro_f1"), "AUC": v.get("auc"),
             "sensitivity": sensitivity, "specificity": specificity,
             "unseen datasets: right, not flagged": held.get("right_not_flagged"),
             "unseen other kinds: flagged": held.get("foreign_flagged"), "unseen datasets: ECE": held.get("ece"),
+            "test accuracy": test.get("accuracy"), "test AUC": test.get("auc"),
             "parameters": c.get("model", {}).get("parameters"), "CPU ms/image": c.get("speed", {}).get("predict_ms_median"),
             "training s": t.get("seconds"), "validation images": v.get("n"), "epochs": cfg.get("epochs"),
             "best epoch": t.get("best_epoch"),
@@ -69,6 +73,14 @@ def comparison_table(cards: list[dict]) -> pd.DataFrame:
         })
     table = pd.DataFrame(rows)
     return table.dropna(axis=1, how="all") if len(table) else table
+
+
+def evaluated_on(card: dict) -> str:
+    """What a card's validation numbers were measured on, in a few words."""
+    v = card.get("validation", {})
+    if v.get("what", "").startswith("out-of-fold"):
+        return f"out-of-fold, {v['n']:,} train+val images"
+    return f"validation split, {v['n']:,} images" if v.get("n") else "validation split"
 
 
 def sensitivity_specificity(card: dict) -> tuple[float | None, float | None]:
@@ -109,3 +121,43 @@ def search_table(record: dict) -> pd.DataFrame:
              "best val loss": r["val_loss"], "best epoch": r["best_epoch"], "parameters": r["parameters"],
              "training s": r["seconds"]} for r in record.get("runs", [])]
     return pd.DataFrame(rows).dropna(axis=1, how="all")
+
+
+CV_METRICS = (("auc", "AUC"), ("accuracy", "accuracy"), ("sensitivity", "sensitivity"), ("specificity", "specificity"),
+              ("macro_f1", "macro-F1"), ("ece", "ECE"))
+
+
+def mean_sd(entry: dict | None, percent: bool) -> str | None:
+    """{'mean', 'std'} as '95.1% ± 0.8%' or '0.990 ± 0.003' (None when absent)."""
+    if not entry:
+        return None
+    if percent:
+        return f"{entry['mean']:.1%} ± {entry['std']:.1%}"
+    return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+
+
+def crossval_table(card: dict) -> pd.DataFrame:
+    """The card's cross-validation over the task's own train+val: per metric, the fold models' mean ± SD,
+    every out-of-fold image pooled, and the scikit-learn baseline's mean ± SD (empty without one)."""
+    cv = card.get("crossval") or {}
+    folds, pooled, base = cv.get("own_validation", {}), cv.get("own_pooled", {}), cv.get("baseline", {})
+    rows = []
+    for key, name in CV_METRICS:
+        percent = key in ("accuracy", "sensitivity", "specificity")
+        value = pooled.get(key)
+        rows.append({"metric": name, "fold models, mean ± SD": mean_sd(folds.get(key), percent),
+                     "all out-of-fold images": None if value is None else (f"{value:.1%}" if percent else f"{value:.3f}"),
+                     "baseline, mean ± SD": mean_sd(base.get(key), percent)})
+    table = pd.DataFrame(rows)
+    return table[table.iloc[:, 1:].notna().any(axis=1)].reset_index(drop=True) if cv else table.iloc[0:0]
+
+
+def crossval_line(card: dict) -> str:
+    """One line of the card's cross-validation over the own train+val (mean ± SD over folds)."""
+    cv = card.get("crossval") or {}
+    folds, n = cv.get("own_validation", {}), (cv.get("own_pooled") or {}).get("n")
+    parts = [f"{name} {mean_sd(folds[key], key in ('accuracy', 'sensitivity', 'specificity'))}"
+             for key, name in CV_METRICS if key in folds]
+    line = f"cross-validation over {n:,} train+val images, mean ± SD over folds: " + ", ".join(parts)
+    base = cv.get("baseline", {})
+    return line + (f"; baseline AUC {mean_sd(base['auc'], False)}" if base.get("auc") else "")

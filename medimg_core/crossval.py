@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .calibration import choose_threshold, fit_temperature
-from .evaluation import open_set_metrics
+from .baseline import pca_logistic_baseline
+from .evaluation import compute_metrics, expected_calibration_error, open_set_metrics
 from .models import build_model
 from .ood import MahalanobisOOD
 from .sources import dataset_folds, own_origin
@@ -30,47 +31,70 @@ DISTANCE_GRID = (1.0, 1.25, 1.5, 2.0, 3.0, 1000.0)  # 1000: in effect, the dista
 MAX_OWN_FLAGGED = 0.01  # the rejection rule may flag at most 1% of the task's own validation images
 
 
+def fold_plan(ds, own: str, folds: int, cfg: TrainConfig) -> list[list[str]]:
+    """The datasets each fold holds out; with cfg.own_cv exactly `folds` folds, some maybe without a dataset."""
+    if not cfg.own_cv:
+        return dataset_folds(ds, own, folds, cfg.seed)
+    others = len(np.unique(ds.origin[ds.origin != own]))
+    held = dataset_folds(ds, own, min(folds, others), cfg.seed) if others >= 2 else []
+    return held + [[] for _ in range(folds - len(held))]
+
+
 def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | None = None, paths: dict | None = None,
                    progress: bool = True) -> dict:
-    """Train one model per fold of held-out datasets; returns the record (choices, tables, predictions)."""
+    """Train one model per fold; returns the record (choices, tables, predictions) and, under "members",
+    the fold models with their distances (not for the card)."""
     spec = task_spec(cfg)
     device = resolve_device(cfg.device)
     check_init(cfg, spec)
     ds, notes = training_data(spec, cfg, data_path, paths)
     own, k = own_origin(spec), spec.num_classes
-    held = dataset_folds(ds, own, folds, cfg.seed)
-    started, parts = time.perf_counter(), []
+    held = fold_plan(ds, own, folds, cfg)
+    started, parts, members, baselines = time.perf_counter(), [], [], []
     for f, names in enumerate(held):
         if progress:
-            print(f"fold {f + 1}/{len(held)}: holding out {', '.join(names)}", flush=True)
-        fold_cfg = replace(cfg, held_out=names)
-        torch.manual_seed(cfg.seed)
-        _, train_idx, val_idx = training_split(ds, spec, fold_cfg)
+            own_part = f" and fold {f + 1} of the {own} images" if cfg.own_cv else ""
+            print(f"fold {f + 1}/{len(held)}: holding out {', '.join(names) or 'no other dataset'}{own_part}", flush=True)
+        fold_cfg = replace(cfg, held_out=names, fold=[f, len(held)] if cfg.own_cv else [])
+        torch.manual_seed(cfg.seed + f if cfg.own_cv else cfg.seed)
+        kept, train_idx, val_idx = training_split(ds, spec, fold_cfg)
         model = build_model(cfg.architecture, k, cfg.width, cfg.dropout, reject=bool(ds.foreign[train_idx].any()))
         if cfg.init:
             init_weights(model, cfg.init)
-        fit(model, fold_cfg, spec, ds, train_idx, val_idx, device, progress)
+        run = fit(model, fold_cfg, spec, ds, train_idx, val_idx, device, progress)
         logits, feats = logits_and_features(model, ds.images[val_idx])
         in_kind = train_idx[ds.labels[train_idx] < k]
         maha = MahalanobisOOD.fit(logits_and_features(model, ds.images[in_kind])[1].numpy(), ds.labels[in_kind])
         distance = maha.score(feats)
-        reference = float(np.quantile(distance[ds.origin[val_idx] == own], cfg.ood_quantile))
+        own_val = ds.origin[val_idx] == own
+        maha.threshold = float(np.quantile(distance[own_val], cfg.ood_quantile))
         parts.append({"fold": np.full(len(val_idx), f), "index": val_idx, "logits": logits.numpy(),
-                      "distance": distance / reference})
+                      "distance": distance / maha.threshold})
+        members.append({"model": model, "distance": maha, "history": run["history"], "kept": kept})
+        if cfg.baseline and cfg.own_cv:
+            mine = in_kind[ds.origin[in_kind] == own]
+            baselines.append(pca_logistic_baseline(ds.images[mine], ds.labels[mine], ds.images[val_idx[own_val]],
+                                                   ds.labels[val_idx[own_val]], spec.classes, seed=cfg.seed))
     pooled = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     pooled["labels"], pooled["origins"] = ds.labels[pooled["index"]], ds.origin[pooled["index"]]
     chosen = choose_rejection(pooled, spec, own)
     nested = nested_predictions(pooled, spec, own)
     flagged, probs, pred = nested
-    outer = pooled["origins"] != own
+    outer, mine = pooled["origins"] != own, pooled["origins"] == own
     record = {
         "folds": held, "seconds": round(time.perf_counter() - started, 1), "device": device.type, "notes": notes,
         "chosen": chosen,
         "held_out": open_set_metrics(probs[outer], pred[outer], flagged[outer], pooled["labels"][outer], spec.classes,
-                                     pooled["origins"][outer]),
+                                     pooled["origins"][outer]) if outer.any() else {},
         "own_validation": own_validation(pooled, nested, spec, own),
         "per_fold": [fold_summary(pooled, nested, spec, own, f) for f in range(len(held))],
+        "own_cv": cfg.own_cv, "members": members, "dataset": ds,
     }
+    if cfg.own_cv:
+        record["own_pooled"] = own_pooled(pooled, nested, spec, own)
+        if baselines:
+            record["baseline"] = spread([{key: b[key] for key in ("accuracy", "auc", "macro_f1")} for b in baselines])
+            record["baseline"]["model"] = baselines[0]["model"]
     return record
 
 
@@ -143,32 +167,83 @@ def nested_predictions(pooled: dict, spec, own: str) -> tuple[np.ndarray, np.nda
 
 
 def own_validation(pooled: dict, nested: tuple, spec, own: str) -> dict:
-    """The fold models on the task's own validation split: mean and spread of accuracy, flags and ECE."""
-    per_fold = [fold_summary(pooled, nested, spec, own, f)["own"] for f in np.unique(pooled["fold"])]
+    """The fold models on the task's own validation images: mean and spread over the folds."""
+    return spread([fold_summary(pooled, nested, spec, own, f)["own"] for f in np.unique(pooled["fold"])])
+
+
+def spread(rows: list[dict]) -> dict:
+    """Mean and sample standard deviation over folds of every number the rows share."""
     out = {}
-    for key in ("accuracy", "in_kind_flagged", "ece"):
-        values = np.array([p[key] for p in per_fold if key in p])
-        out[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+    for key in ("accuracy", "auc", "sensitivity", "specificity", "macro_f1", "in_kind_flagged", "ece"):
+        values = np.array([r[key] for r in rows if isinstance(r.get(key), (int, float))], dtype=float)
+        if len(values) == len(rows) and len(values):
+            out[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+    return out
+
+
+def screening_numbers(metrics: dict, spec) -> dict:
+    """AUC, and for a two-class task the sensitivity and specificity, from compute_metrics' output."""
+    out = {"auc": metrics.get("auc"), "macro_f1": metrics.get("macro_f1")}
+    if spec.positive_class:
+        cm = np.asarray(metrics["confusion_matrix"], dtype=float)
+        pos = spec.classes.index(spec.positive_class)
+        rates = np.diag(cm) / np.maximum(cm.sum(1), 1)
+        out.update(sensitivity=float(rates[pos]), specificity=float(rates[1 - pos]))
     return out
 
 
 def fold_summary(pooled: dict, nested: tuple, spec, own: str, fold: int) -> dict:
-    """One fold's numbers: its held-out datasets (in kind and foreign) and the own validation split."""
+    """One fold's numbers: its held-out datasets (in kind and foreign) and its own validation images."""
     flagged, probs, pred = nested
     mine = pooled["fold"] == fold
     summary = {}
     for name, rows in (("held_out", mine & (pooled["origins"] != own)), ("own", mine & (pooled["origins"] == own))):
         summary[name] = open_set_metrics(probs[rows], pred[rows], flagged[rows], pooled["labels"][rows], spec.classes)
-        summary[name].pop("in_kind_metrics", None)
+        metrics = summary[name].pop("in_kind_metrics", None)
+        if name == "own" and metrics:
+            summary[name].update(screening_numbers(metrics, spec))
     return summary
+
+
+def own_pooled(pooled: dict, nested: tuple, spec, own: str) -> dict:
+    """Every own train+val image, judged by the fold model that did not train on it (thresholds nested)."""
+    flagged, probs, pred = nested
+    mine = pooled["origins"] == own
+    metrics = compute_metrics(probs[mine], pooled["labels"][mine], spec.classes, pred[mine])
+    raw = torch.softmax(torch.from_numpy(pooled["logits"][mine][:, :spec.num_classes]).float(), 1).numpy()
+    metrics.update(screening_numbers(metrics, spec), flagged=float(flagged[mine].mean()),
+                   ece_before=expected_calibration_error(raw, pooled["labels"][mine]))
+    return metrics
 
 
 def train_with_crossval(cfg: TrainConfig, folds: int = 5, data_path: str | Path | None = None,
                         out: Path | None = None, command: str = "", progress: bool = True, paths: dict | None = None):
-    """Cross-validate by dataset, then train the shipped model on everything with the values chosen there."""
+    """Cross-validate, then ship a model with the values chosen there: one more model trained on
+    everything, or (cfg.ensemble) the fold models themselves as one ensemble."""
+    if cfg.ensemble and not cfg.own_cv:
+        raise ValueError("--ensemble ships the fold models, which must not share validation images: add --own-cv")
     record = cross_validate(cfg, folds, data_path, paths, progress)
+    spec = task_spec(cfg)
     external = {key: record[key] for key in ("folds", "held_out", "own_validation", "per_fold", "seconds", "device")}
     external["method"] = (f"{len(record['folds'])}-fold cross-validation by dataset: each dataset other than "
-                          f"{own_origin(task_spec(cfg))} is held out once; each fold's thresholds chosen on the other folds")
-    return train(cfg, data_path, out, command, progress, paths, rejection=record["chosen"],
-                 card_extra={"rejection": record["chosen"], "external": external})
+                          f"{own_origin(spec)} is held out once; each fold's thresholds chosen on the other folds")
+    extra = {"rejection": record["chosen"], "external": external}
+    if cfg.own_cv:
+        extra["crossval"] = {key: record[key] for key in ("own_validation", "own_pooled", "baseline") if key in record}
+        extra["crossval"]["method"] = (f"{len(record['folds'])}-fold stratified cross-validation over the "
+                                       f"{own_origin(spec)} train+val images (exact duplicates kept together, seed "
+                                       f"{cfg.seed}); mean and standard deviation over the folds, each fold's "
+                                       "thresholds chosen on the other folds")
+    if not cfg.ensemble:
+        return train(cfg, data_path, out, command, progress, paths, rejection=record["chosen"], card_extra=extra)
+    from .fold_ensemble import ensemble_card, ensemble_classifier
+    from .training import save_classifier
+
+    clf = ensemble_classifier(record, spec)
+    model_args = {"architecture": cfg.architecture, "width": cfg.width, "dropout": cfg.dropout,
+                  "reject": clf.rejects, "members": len(record["members"])}
+    clf.card = ensemble_card(clf, record, cfg, model_args, command, resolve_device(cfg.device), cfg.ood_quantile)
+    clf.card.update(extra)
+    if out is not None:
+        save_classifier(clf, Path(out), model_args)
+    return clf, clf.card

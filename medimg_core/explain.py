@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -23,19 +24,21 @@ CAM_METHODS = {
 GRADIENT_FREE = ("ScoreCAM", "AblationCAM")  # many forward passes: slower
 
 
-def compute_cam(model: torch.nn.Module, layer_name: str, x: torch.Tensor, method: str,
+def compute_cam(model: torch.nn.Module, layer_name: str | Sequence[str], x: torch.Tensor, method: str,
                 target: int | None) -> np.ndarray:
     """Run one CAM method on a 1 x 1 x S x S input; returns S x S float32 in [0, 1].
 
+    Several layers (an ensemble's members) give one heatmap each, averaged by pytorch-grad-cam.
     The model is copied first, so concurrent calls (several browser sessions) never share
     hooks or stored activations, and the shared model is never touched.
     """
     if method not in CAM_METHODS:
         raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}")
     private = copy.deepcopy(model).eval()
-    layer = private.get_submodule(layer_name)
+    names = [layer_name] if isinstance(layer_name, str) else list(layer_name)
+    layers = [private.get_submodule(name) for name in names]
     targets = None if target is None else [ClassifierOutputTarget(int(target))]
-    with CAM_METHODS[method](model=private, target_layers=[layer]) as cam:
+    with CAM_METHODS[method](model=private, target_layers=layers) as cam:
         if method in GRADIENT_FREE:
             cam.batch_size = 64  # masked copies of the input run 64 at a time
         heat = cam(input_tensor=x.float(), targets=targets)[0]

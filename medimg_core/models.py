@@ -69,18 +69,62 @@ class ResNet18(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
 
+class EnsembleHead(nn.Module):
+    """The members' heads on their parts of the joined features; the mean of their logits."""
+
+    def __init__(self, heads: list[nn.Linear]):
+        super().__init__()
+        self.parts = [h.in_features for h in heads]
+        self.out_features = heads[0].out_features
+        self._heads = heads  # a plain list: the weights are registered once, under Ensemble.members
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.stack([h(f) for h, f in zip(self._heads, features.split(self.parts, 1))]).mean(0)
+
+
+class Ensemble(nn.Module):
+    """Several models of one architecture (e.g. the fold models of a cross-validation) as one.
+
+    The logits are the mean of the members' logits; the features are the members' features side by
+    side, so `head(features(x)) == forward(x)` as for every other model. Grad-CAM reads every
+    member's CAM layer and averages their heatmaps.
+    """
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.head = EnsembleHead([m.head for m in members])
+        self.cam_layer = tuple(f"members.{i}.{m.cam_layer}" for i, m in enumerate(members))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' penultimate features side by side, N x (members x D)."""
+        return torch.cat([m.features(x) for m in self.members], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
 def build_model(architecture: str, num_classes: int, width: int = 16, dropout: float = 0.2,
-                reject: bool = False) -> nn.Module:
-    """Build an untrained model by name (see ARCHITECTURES).
+                reject: bool = False, members: int = 1) -> nn.Module:
+    """Build an untrained model by name (see ARCHITECTURES); `members` > 1 builds an Ensemble of them.
 
     With `reject`, the head has one more output after the classes: 'other', for images of other kinds.
     """
+    if members > 1:
+        return Ensemble([build_model(architecture, num_classes, width, dropout, reject) for _ in range(members)])
     outputs = num_classes + int(reject)
     if architecture == "compact-cnn":
         return CompactCNN(outputs, width, dropout)
     if architecture == "resnet18":
         return ResNet18(outputs, 64, dropout)
     raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
+def cam_layer_name(model: nn.Module) -> str:
+    """The CAM layer as the model card names it ('block3', or 'block3 of each of 5 fold models')."""
+    if isinstance(model, Ensemble):
+        return f"{model.members[0].cam_layer} of each of its {len(model.members)} models"
+    return model.cam_layer
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -65,6 +65,38 @@ class MahalanobisOOD:
 
 
 @dataclass
+class MemberDistances:
+    """An ensemble's distance: the mean over its members of each member's Mahalanobis distance on its own
+    part of the joined features, over that member's reference (its quantile on images it never trained on).
+
+    Like MahalanobisOOD, `score(features) / threshold` is 1 at a member's reference; here threshold = 1.
+    """
+
+    members: list[MahalanobisOOD]
+    threshold: float = 1.0
+
+    def score(self, features: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Mean of the members' distances, each over its reference."""
+        f = torch.as_tensor(features, dtype=torch.float32)
+        parts = f.split([m.means.shape[1] for m in self.members], 1)
+        return np.mean([m.score(part) / m.threshold for m, part in zip(self.members, parts)], 0)
+
+    def to_dict(self) -> dict:
+        """Plain types and tensors for the checkpoint."""
+        return {"method": "member-mahalanobis", "members": [m.to_dict() for m in self.members]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MemberDistances":
+        """Rebuild from a checkpoint entry."""
+        return cls([MahalanobisOOD.from_dict(m) for m in d["members"]])
+
+
+def distance_from_dict(d: dict) -> MahalanobisOOD | MemberDistances:
+    """A checkpoint's distance entry: one model's, or an ensemble's."""
+    return MemberDistances.from_dict(d) if d.get("method") == "member-mahalanobis" else MahalanobisOOD.from_dict(d)
+
+
+@dataclass
 class RejectionRule:
     """When a model says 'not recognised': its features are far from every class, or (for a model with
     a rejection output) it finds the image likely to be of another kind.
@@ -74,7 +106,7 @@ class RejectionRule:
     from the cross-validation models to the shipped one. `score` is 1 at the boundary.
     """
 
-    mahalanobis: MahalanobisOOD
+    mahalanobis: MahalanobisOOD | MemberDistances
     distance_factor: float = 1.0
     other_threshold: float | None = None  # flag when P(other) exceeds it; None: no rejection output
     threshold: float = 1.0  # scores above this are flagged
@@ -97,5 +129,5 @@ class RejectionRule:
         if d.get("method") == "mahalanobis":
             return cls(MahalanobisOOD.from_dict(d))
         other = d.get("other_threshold")
-        return cls(MahalanobisOOD.from_dict(d["mahalanobis"]), float(d.get("distance_factor", 1.0)),
+        return cls(distance_from_dict(d["mahalanobis"]), float(d.get("distance_factor", 1.0)),
                    None if other is None else float(other))

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import (Dataset, DataError, dataset_path, fingerprint, load_dataset, read_source, split_train_val,
-                   subset_positions)
+from .data import (Dataset, DataError, dataset_path, duplicate_groups, fingerprint, load_dataset, read_source,
+                   split_train_val, subset_positions)
+from .duplicates import near_duplicate_groups
 from .folders import SourceImages
 from .tasks import DataSource, TaskSpec, get_source
 
@@ -126,7 +127,8 @@ def dataset_folds(ds: Dataset, own: str, n_folds: int = 5, seed: int = 0) -> lis
     others = np.flatnonzero(ds.origin != own)
     names = np.unique(ds.origin[others])
     if len(names) < 2:
-        raise DataError(f"cross-validation by dataset needs at least two datasets besides {own}; found {len(names)}")
+        raise DataError(f"cross-validation by dataset needs at least two datasets besides {own}; found {len(names)} "
+                        "(--own-cv cross-validates over the task's own images instead)")
     n_folds = min(n_folds, len(names))
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # a class seen in fewer datasets than folds is expected (e.g. breast MRI)
@@ -135,17 +137,40 @@ def dataset_folds(ds: Dataset, own: str, n_folds: int = 5, seed: int = 0) -> lis
     return [sorted(np.unique(ds.origin[others][test]).tolist()) for _, test in splits]
 
 
+def own_folds(ds: Dataset, n_folds: int, seed: int, max_distance: int | None = None) -> list[np.ndarray]:
+    """Positions in ds (a task's own images) of each of n stratified folds over its train+val images.
+
+    scikit-learn's StratifiedGroupKFold with duplicates as groups (exact ones, or with max_distance
+    near-duplicates as `split_train_val` groups them), so no image has a copy on the other side; an
+    official test split stays out of every fold.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    pool = np.flatnonzero(ds.split != "test")
+    images = ds.images[pool]
+    groups = duplicate_groups(images) if max_distance is None else near_duplicate_groups(images, max_distance)
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return [pool[np.sort(test)] for _, test in splitter.split(pool, ds.labels[pool], groups)]
+
+
 def pool_split(ds: Dataset, own: str, max_per_class: int | None, val_fraction: float, seed: int,
-               held_out: Collection[str] = (), max_distance: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               held_out: Collection[str] = (), own_fold: tuple[int, int] | None = None,
+               max_distance: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(kept, train, validation) positions in ds of a multi-source run.
 
     The task's own images are limited to max_per_class per class and split as `split_train_val`
-    does; images of other datasets train, except those of the held-out datasets, which validate.
-    max_distance: keep near-duplicates of the own images (pHash bits) on one side, not only exact ones.
+    does, or, with own_fold = (fold, n_folds), into that fold of `own_folds` (validation) and the rest
+    of train+val (training); images of other datasets train, except those of the held-out datasets,
+    which validate. max_distance: keep near-duplicates of the own images (pHash bits) on one side, not only exact ones.
     """
     mine = np.flatnonzero(ds.origin == own)
     mine = mine[subset_positions(ds.labels[mine], max_per_class, seed)]
-    own_train, own_val = split_train_val(ds.subset(mine), val_fraction, seed, max_distance)
+    if own_fold is None:
+        own_train, own_val = split_train_val(ds.subset(mine), val_fraction, seed, max_distance)
+    else:
+        folds = own_folds(ds.subset(mine), own_fold[1], seed, max_distance)
+        own_val = folds[own_fold[0]]
+        own_train = np.sort(np.concatenate([f for i, f in enumerate(folds) if i != own_fold[0]]))
     others = np.flatnonzero(ds.origin != own)
     out = np.isin(ds.origin[others], list(held_out))
     unknown = set(held_out) - set(np.unique(ds.origin[others]).tolist())

@@ -26,7 +26,7 @@ from .checkpoint import save_checkpoint, write_card
 from .data import Dataset, duplicate_groups, subset_positions
 from .duplicates import near_duplicate_summary
 from .evaluation import auc_score
-from .models import build_model, count_parameters
+from .models import build_model, cam_layer_name, count_parameters
 from .predict import Classifier
 from .sources import own_dataset, own_origin, pool_split, task_pool
 from .speed import predict_latency
@@ -60,11 +60,16 @@ class TrainConfig:
     init: str | None = None  # start from another checkpoint's weights (fine-tuning), or "imagenet" for resnet18
     add_other: bool = False  # keep --init (a model of the same task) as it is and train only its new 'other' output
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
+    precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 on the CPU; "bf16": bf16 autocast on the CPU too
     sources: bool = True  # also train on the task's supplements and foreign sources that are downloaded
     held_out: list[str] = field(default_factory=list)  # datasets that validate instead of train
     source_power: float = 0.5  # a (dataset, class) group of n images is drawn n**power times as often as one image
     epoch_size: int | None = None  # images drawn per epoch of a multi-source run (default: the training images)
     max_foreign_per_dataset: int | None = 600  # at most this many images of other kinds from each dataset
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    own_cv: bool = False  # --folds also splits the task's own train+val into folds (stratified, duplicates together)
+    ensemble: bool = False  # ship the fold models of --folds as one ensemble instead of training one more model
+    fold: list[int] = field(default_factory=list)  # [fold, n_folds] of an own_cv run (set by crossval)
     extra: dict = field(default_factory=dict)
 
 
@@ -98,7 +103,8 @@ def training_data(spec: TaskSpec, cfg: TrainConfig, data_path: str | Path | None
 def training_split(ds: Dataset, spec: TaskSpec, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(kept, train, validation) positions in ds, as `train` makes them (see sources.pool_split); near-duplicates
     stay on one side when the spec (the registry's for a new run, the checkpoint's for a trained model) says so."""
-    return pool_split(ds, own_origin(spec), cfg.max_per_class, cfg.val_fraction, cfg.seed, cfg.held_out,
+    own_fold = tuple(cfg.fold) if cfg.own_cv and cfg.fold else None
+    return pool_split(ds, own_origin(spec), cfg.max_per_class, cfg.val_fraction, cfg.seed, cfg.held_out, own_fold,
                       max_distance=spec.near_duplicate_distance)
 
 
@@ -190,7 +196,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
     """The training loop; leaves the kept weights in the model (on the CPU) and returns the run's record.
 
     Runs of the task's own data alone keep the epoch that validates best (as before); multi-source
-    runs keep the last epoch of the one-cycle schedule, so that no held-out dataset picks it.
+    runs and folds of a cross-validation over the own data keep the last epoch of the one-cycle
+    schedule, so that no held-out image picks it.
     """
     k = spec.num_classes
     torch.backends.cudnn.benchmark = device.type == "cuda"
@@ -216,7 +223,10 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
     aug = scaled(replace(AUGMENT_SETS[cfg.augment_set], hflip=spec.hflip), cfg.augment_strength)
     order_gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    bf16 = device.type == "cuda" or cfg.precision == "bf16"
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    layout = torch.channels_last if bf16 else torch.contiguous_format  # the fast layout of oneDNN/AMX and cuDNN
+    model.to(memory_format=layout)
     history, best, started = [], None, time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -230,8 +240,9 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
                 xb = to_tensor(x[idx])
                 if cfg.augment:
                     xb = augment_batch(xb, aug, aug_gen)
+                xb = xb.contiguous(memory_format=layout)
                 with autocast:
-                    loss = F.cross_entropy(model(xb).float(), y[idx], weight=weights)
+                    loss = F.cross_entropy(model(xb).float(), y[idx], weight=weights, label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -245,14 +256,14 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
             print("  ".join(f"{key} {value}" for key, value in row.items()), flush=True)
         # two-class tasks pick their decision threshold later, so select on AUC; others on accuracy
         score = (row.get("val_auc") or 0.0, -row["val_loss"]) if spec.positive_class else (row["val_accuracy"], -row["val_loss"])
-        if multi or best is None or score > best[0]:
+        if multi or cfg.own_cv or best is None or score > best[0]:
             best = (score, epoch, {key: v.detach().cpu().clone() for key, v in model.state_dict().items()})
     for hook in hooks:
         hook.remove()
     model.cpu().load_state_dict(best[2])
     model.eval()
     return {"history": history, "best_epoch": best[1], "seconds": time.perf_counter() - started,
-            "selection": "last epoch (one-cycle schedule)" if multi else "best validation epoch"}
+            "selection": "last epoch (one-cycle schedule)" if multi or cfg.own_cv else "best validation epoch"}
 
 
 def validation_row(model, ds: Dataset, own_val: np.ndarray, outer_val: np.ndarray, k: int, device) -> dict:
@@ -330,7 +341,7 @@ def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, mode
                              f"letterbox onto a black {spec.image_size}x{spec.image_size} square (Lanczos) -> model normalises (x-0.5)/0.25",
         },
         "model": {**model_args, "parameters": n_params, "size_mb": round(n_params * 4 / 2**20, 2),
-                  "cam_layer": model.cam_layer, "outputs": list(spec.classes) + (["other"] if model_args.get("reject") else [])},
+                  "cam_layer": cam_layer_name(model), "outputs": list(spec.classes) + (["other"] if model_args.get("reject") else [])},
         "training": {
             "config": asdict(cfg), "command": command, "best_epoch": run["best_epoch"], "selection": run["selection"],
             "seconds": round(run["seconds"], 1), "history": run["history"], "device": device.type,

@@ -40,7 +40,7 @@ def test_cross_validation_records_every_held_out_dataset_in_the_card(crossvalida
     assert held == sorted(external["held_out"]["per_dataset"]) and "mednist" not in held
     assert {"hospital-a", "knees", "synthetic"} <= set(held)
     assert external["held_out"]["in_kind"] == 12 and external["held_out"]["foreign"] == 7 + 8
-    assert len(external["per_fold"]) == 2 and set(external["own_validation"]) == {"accuracy", "in_kind_flagged", "ece"}
+    assert len(external["per_fold"]) == 2 and {"accuracy", "in_kind_flagged", "ece"} <= set(external["own_validation"])
 
 
 def test_the_shipped_model_takes_the_values_chosen_by_cross_validation(crossvalidated):
