@@ -183,7 +183,14 @@ def show_detail(clf: Classifier, item: Item) -> None:
 
 
 def screening_summary(card: dict) -> str:
-    """Validation AUC, sensitivity and specificity of a two-class model, from its card."""
+    """Cross-validated (else validation) AUC, sensitivity and specificity of a two-class model, from its card."""
+    cv = card.get("crossval") or {}
+    folds = cv.get("own_validation", {})
+    if {"auc", "sensitivity", "specificity"} <= set(folds):
+        auc, sens, spec = (folds[k] for k in ("auc", "sensitivity", "specificity"))
+        return (f"Cross-validated on {cv['own_pooled']['n']:,} images of its dataset (mean ± SD over "
+                f"{len(card['training'].get('fold_histories', [])) or 'the'} folds): AUC {auc['mean']:.3f} ± {auc['std']:.3f}, "
+                f"sensitivity {sens['mean']:.1%} ± {sens['std']:.1%}, specificity {spec['mean']:.1%} ± {spec['std']:.1%}.")
     v = card.get("validation", {})
     sensitivity, specificity = sensitivity_specificity(card)
     if sensitivity is None or specificity is None or v.get("auc") is None:
@@ -198,14 +205,16 @@ def follow_up_card(clf: Classifier, item: Item) -> None:
     task = get_task(clf.spec.name).follow_up(pred.label)
     if task is None or flag(pred) or task not in shipped_tasks():
         return
-    second = classifier(task).predict(item.image)
+    second, spec = classifier(task).predict(item.image), get_task(task)
     with st.container(border=True, key="follow_up"):
-        st.markdown(f"**Second step: {get_task(task).title}**")
-        st.caption(f"Run because the first model recognised a {pred.label}. A separate model, trained on "
-                   f"other data; a teaching demo, not a diagnosis. {screening_summary(model_card(task))}")
+        st.markdown(f"**Second step: {spec.title}**")
+        learned = f" It learned from {spec.population} only." if spec.population else ""
+        st.caption(f"Run because the first model recognised a {pred.label}. A separate model, trained on other data."
+                   f"{learned} A teaching demo, not a diagnosis. {screening_summary(model_card(task))}")
         if not second.in_distribution:
-            st.warning(f"This {pred.label} is unlike the {task} model's training images, so its verdict "
-                       f"({second.label}, {second.confidence:.0%}) is not shown as a result.", icon=":material/warning:")
+            st.warning(f"No verdict: this {spec.facts(spec.classes[0]).modality or 'image'} is unlike the images the "
+                       f"{task} model learned from, so what it would say here means nothing. Scans of other patients (adults, for a model of children), "
+                       "hospitals or scanners are outside its training population.", icon=":material/warning:")
         else:
             st.markdown(f"### {second.label}")
             st.progress(second.confidence, text=f"{second.confidence:.1%} (calibrated probability of {second.label})")

@@ -60,6 +60,7 @@ class TaskSpec:
     modality: str = ""  # the modality of all the task's images, when they share one ("X-ray")
     body_part: str = ""  # the body part of all the task's images, when they share one ("chest")
     class_facts: dict = field(default_factory=dict)  # class -> {"modality", "body_part", "plain_name"}, per class
+    population: str = ""  # whose images the task's dataset holds (a model says nothing about anyone else's)
     # new training runs keep images whose pHashes differ in at most this many of 64 bits on one side of the
     # validation split (duplicates.py); None: exact duplicates only. Checkpoints saved before it existed read None.
     near_duplicate_distance: int | None = None
@@ -105,7 +106,7 @@ class TaskSpec:
         src = DataSource(**{k: v for k, v in d["source"].items() if k in DataSource.__dataclass_fields__})
         kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "source"}
         builtin = BUILTIN_TASKS.get(kw.get("name"))
-        for key in ("modality", "body_part", "class_facts"):  # checkpoints saved before the facts existed
+        for key in ("modality", "body_part", "class_facts", "population"):  # checkpoints saved before these existed
             if builtin is not None and key not in kw:
                 kw[key] = getattr(builtin, key)
         kw["classes"] = tuple(kw["classes"])
@@ -204,6 +205,8 @@ BUILTIN_TASKS: dict[str, TaskSpec] = {
             modality="X-ray",
             body_part="chest",
             class_facts={"normal": {"plain_name": "no sign of pneumonia"}, "pneumonia": {"plain_name": "pneumonia"}},
+            population="chest X-rays of children aged one to five at one hospital in Guangzhou, China "
+                       "(Guangzhou Women and Children's Medical Center; Kermany et al., 2018)",
             description="Normal chest X-ray or pneumonia, from paediatric chest X-rays.",
         ),
         TaskSpec(

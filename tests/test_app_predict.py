@@ -286,6 +286,23 @@ def test_a_recognised_chest_xray_also_gets_the_pneumonia_models_verdict(scans):
 
 
 @pytest.mark.skipif("pneumonia" not in shipped_tasks(), reason="no pneumonia model installed")
+def test_an_adult_chest_xray_the_pneumonia_model_flags_gets_its_population_and_no_verdict(mednist_images):
+    from medimg_core import load_classifier, read_image
+
+    first, second = load_classifier("modality"), load_classifier("pneumonia")
+    flagged = [b for b in mednist_images["CXR"]
+               if first.predict(read_image(b)).label == "CXR" and not second.predict(read_image(b)).in_distribution]
+    if not flagged:
+        pytest.skip("the pneumonia model recognises every MedNIST (adult) chest X-ray in the sample")
+    at = upload(open_predict(), ("adult-chest.png", flagged[0], "image/png"))
+    assert "children aged one to five" in captions(at)
+    assert any(w.value.startswith("No verdict") for w in at.warning)
+    text = "\n".join(markdown(at))
+    assert not any(f"### {label}" in text for label in ("normal", "pneumonia"))
+    assert not any("pneumonia," in w.value or "normal," in w.value for w in at.warning)
+
+
+@pytest.mark.skipif("pneumonia" not in shipped_tasks(), reason="no pneumonia model installed")
 def test_other_scan_types_get_no_second_step(scans):
     at = upload(open_predict(), ("hand.jpeg", scans["Hand"], "image/jpeg"))
     assert not any("Second step" in m for m in markdown(at))
