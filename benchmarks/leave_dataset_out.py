@@ -14,7 +14,8 @@ import argparse
 import json
 
 from medimg_core.checkpoint import default_model_path, read_card
-from medimg_core.cli import add_train_arguments, train_config
+from medimg_core.cli import train_config
+from medimg_core.cli_parser import add_train_arguments
 from medimg_core.evaluation import open_set_report
 
 

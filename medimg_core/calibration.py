@@ -8,6 +8,8 @@ validation split.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -104,3 +106,33 @@ def calibration_sections(clf: Classifier, fitted: dict, ood_quantile: float) -> 
         sections["operating_threshold"] = {"class": clf.spec.positive_class, "threshold": round(clf.operating_threshold, 5),
                                            "chosen_by": f"Youden's J on {how}"}
     return sections
+
+
+def recalibrate(path: Path, data_path: str | Path | None = None, command: str = "") -> dict:
+    """Refit temperature, OOD statistics and threshold of a trained checkpoint on its own split.
+
+    The split is rebuilt from the card's training config; the dataset must have the same
+    fingerprint as in training. Weights are unchanged; thresholds chosen by cross-validation
+    (the card's `rejection`) are kept. Returns the updated card.
+    """
+    import time
+
+    from .checkpoint import load_checkpoint, read_card
+    from .sources import own_origin
+    from .training import TrainConfig, save_classifier, training_data, training_split
+
+    model, spec, state = load_checkpoint(path)
+    card = read_card(path)
+    cfg = TrainConfig(**card["training"]["config"])
+    ds, _ = training_data(spec, cfg, data_path)
+    if ds.fingerprint != card["data"]["fingerprint"]:
+        raise ValueError(f"the dataset's fingerprint {ds.fingerprint} differs from the one {path} was trained on "
+                         f"({card['data']['fingerprint']}); recalibrate on the same data")
+    _, train_idx, val_idx = training_split(ds, spec, cfg)
+    own_val = val_idx[ds.origin[val_idx] == own_origin(spec)]
+    clf, fitted = calibrate(model, spec, ds, train_idx, own_val, cfg.ood_quantile, card.get("rejection"))
+    card.update(calibration_sections(clf, fitted, cfg.ood_quantile))
+    card["training"]["recalibrated"] = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    clf.card = card
+    save_classifier(clf, Path(path), state["model_args"])
+    return card

@@ -380,29 +380,3 @@ def save_classifier(clf: Classifier, out: Path, model_args: dict) -> None:
     save_checkpoint(out, clf.model, clf.spec, model_args, extras)
     write_card(out, clf.card)
     clf.path = out
-
-
-def recalibrate(path: Path, data_path: str | Path | None = None, command: str = "") -> dict:
-    """Refit temperature, OOD statistics and threshold of a trained checkpoint on its own split.
-
-    The split is rebuilt from the card's training config; the dataset must have the same
-    fingerprint as in training. Weights are unchanged; thresholds chosen by cross-validation
-    (the card's `rejection`) are kept. Returns the updated card.
-    """
-    from .checkpoint import load_checkpoint, read_card
-
-    model, spec, state = load_checkpoint(path)
-    card = read_card(path)
-    cfg = TrainConfig(**card["training"]["config"])
-    ds, _ = training_data(spec, cfg, data_path)
-    if ds.fingerprint != card["data"]["fingerprint"]:
-        raise ValueError(f"the dataset's fingerprint {ds.fingerprint} differs from the one {path} was trained on "
-                         f"({card['data']['fingerprint']}); recalibrate on the same data")
-    _, train_idx, val_idx = training_split(ds, spec, cfg)
-    own_val = val_idx[ds.origin[val_idx] == own_origin(spec)]
-    clf, fitted = calibrate(model, spec, ds, train_idx, own_val, cfg.ood_quantile, card.get("rejection"))
-    card.update(calibration_sections(clf, fitted, cfg.ood_quantile))
-    card["training"]["recalibrated"] = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    clf.card = card
-    save_classifier(clf, Path(path), state["model_args"])
-    return card

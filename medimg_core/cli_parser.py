@@ -1,0 +1,133 @@
+"""The command line's grammar: every subcommand of `medimg` (`python -m medimg_core`) and its arguments.
+
+`medimg_core.cli` runs them; the README's commands are checked against this parser (tests/test_readme_commands.py).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .tasks import SOURCES, TASKS
+
+
+def get_args_parser(prog: str = "python -m medimg_core") -> argparse.ArgumentParser:
+    """The argument parser of every sub-command; `prog` is the name its usage lines give the command."""
+    parser = argparse.ArgumentParser(prog=prog, description="medimg: medical image classification")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("download", help="fetch a task's dataset, or another data source, into the data folder ($MEDIMG_DATA_DIR)")
+    p.add_argument("task", choices=list(TASKS) + [s for s, src in SOURCES.items() if s not in TASKS and src.kind != "generated"],
+                   help="a task (its own dataset) or a data source such as scan-kinds")
+    p.add_argument("--from", dest="source", help="a local copy (archive, npz, zip or folder) or another URL")
+    p.add_argument("--md5", help="checksum to enforce (default: the official one for the public URL)")
+
+    p = sub.add_parser("train", help="train a model and write it with its model card")
+    add_train_arguments(p)
+    p.add_argument("--folds", type=int, default=0,
+                   help="first cross-validate by dataset with this many folds (tasks with several sources); "
+                        "the thresholds and temperature chosen there go into the shipped model and its card")
+    p.add_argument("--own-cv", action="store_true", help="with --folds: also split the task's own train+val into "
+                   "stratified folds (every image validated once) instead of using one validation split")
+    p.add_argument("--ensemble", action="store_true", help="with --folds --own-cv: ship the fold models as one ensemble")
+    p.add_argument("--out", type=Path, help="checkpoint path (default: assets/models/<task>.pt)")
+
+    p = sub.add_parser("search", help="basic hyperparameter search on validation (one factor at a time, or a grid)")
+    add_train_arguments(p)
+    p.add_argument("--vary", nargs="+", required=True, metavar="NAME=V1,V2",
+                   help="values to try, e.g. lr=1e-3,3e-3 width=16,24 augment=true,false init=none,assets/models/modality.pt")
+    p.add_argument("--grid", action="store_true", help="every combination instead of one factor at a time")
+    p.add_argument("--out", type=Path, help="record (default: assets/models/search/<task>.json)")
+
+    p = sub.add_parser("calibrate", help="refit temperature and OOD statistics of a trained model on its own split")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", help="the dataset it was trained on (default: the downloaded archive)")
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model); rewritten in place")
+
+    p = sub.add_parser("evaluate", help="metrics of a model on a labelled dataset")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", help="archive, folder of <class>/<image>, or MedMNIST .npz (default: the downloaded set)")
+    p.add_argument("--split", choices=["train", "val", "test"], help="npz split (default: test, or val when the file has no "
+                   "test split); on an archive or folder, the images that played it in the model's training (its card)")
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average each image with its left-right mirror")
+    p.add_argument("--record", action="store_true",
+                   help="write the numbers into the model card's 'test' section (shown, labelled, on the Models page)")
+
+    p = sub.add_parser("predict", help="classify image files")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("files", nargs="+", type=Path, help="images, folders (searched recursively) or zip archives")
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="one JSON line per file")
+
+    p = sub.add_parser("embed", help="run a model over a task's whole pool (its dataset, supplements and foreign "
+                                     "images) and map its features to 2-D (cached on disk)")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", help="the task's own dataset (default: the downloaded archive)")
+    p.add_argument("--own-only", action="store_true",
+                   help="embed only the task's own dataset (not its supplements and foreign sources)")
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
+    p.add_argument("--methods", nargs="+", choices=["pca", "tsne"], default=["pca", "tsne"], help="projections (default: both)")
+    p.add_argument("--max-per-class", type=int, help="embed at most this many random images per class")
+    p.add_argument("--jobs", type=int, default=2, help="t-SNE threads")
+    p.add_argument("--recompute", action="store_true", help="ignore the disk cache")
+    p.add_argument("--out", type=Path, help="also write the shippable file (numbers only), e.g. assets/embeddings/<task>.npz")
+
+    p = sub.add_parser("benchmark", help="measure a model's single-image CPU latency and record it in its model card")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
+    p.add_argument("--card", type=Path, help="model card to update (default: the one beside the checkpoint)")
+    p.add_argument("--repeats", type=int, default=200)
+
+    p = sub.add_parser("duplicates", help="count exact and near-duplicate images (perceptual hash) in a task's dataset")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", help="archive, folder of <class>/<image>, or MedMNIST .npz (default: the downloaded set)")
+    p.add_argument("--max-distance", type=int, default=4, help="near-duplicates differ in at most this many of 64 bits (default 4)")
+    p.add_argument("--model", type=Path, help="also count its validation images with a near-duplicate in its training "
+                   "(default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub.add_parser("info", help="list the tasks, their data and shipped models")
+    return parser
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The training settings shared by `train` and `search`."""
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", help="dataset path (default: the downloaded archive)")
+    p.add_argument("--architecture", default="compact-cnn", choices=["compact-cnn", "resnet18"])
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--image-size", type=int, help="input side in pixels (default: the task's own)")
+    p.add_argument("--augment-strength", type=float, default=1.0, help="scale every augmentation range (default 1)")
+    p.add_argument("--augment-set", default="standard", choices=["standard", "across-sources"],
+                   help="across-sources adds random intensity windows, background level, resolution and burned-in text")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 autocast on CUDA, fp32 on the CPU; bf16: also on the CPU (fast where it has AMX)")
+    p.add_argument("--no-sources", dest="sources", action="store_false",
+                   help="train on the task's own dataset only (not its supplements and foreign sources)")
+    p.add_argument("--hold-out", nargs="+", default=[], metavar="DATASET",
+                   help="datasets (manifest names) that validate instead of train")
+    p.add_argument("--source-power", type=float, default=0.5,
+                   help="a (dataset, class) group of n images is drawn n**power times as often as one image (default 0.5)")
+    p.add_argument("--epoch-size", type=int, help="images drawn per epoch of a multi-source run (default: all)")
+    p.add_argument("--max-foreign-per-dataset", type=int, default=600,
+                   help="at most this many images of other kinds from each dataset (default 600)")
+    p.add_argument("--balance", action="store_true", help="weight the loss by inverse class frequency")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing (default 0)")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--max-per-class", type=int, help="train on at most this many images per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-baseline", dest="baseline", action="store_false")
+    p.add_argument("--init", help="fine-tune: start from this checkpoint's weights (e.g. assets/models/modality.pt), "
+                                  "or 'imagenet' for resnet18 when torchvision's weights are cached locally")
+    p.add_argument("--pretrained", choices=["imagenet"], help="same as --init imagenet")
+    p.add_argument("--add-other", action="store_true",
+                   help="keep --init (a model of the same task) as it is and train only a new 'other' output on the "
+                        "foreign images")
