@@ -33,15 +33,25 @@ def default_model_path(task: str) -> Path:
     return models_dir() / f"{task}.pt"
 
 
+HALF_ABOVE = 1_000_000  # models with more parameters store their weights in float16 (half the file)
+
+
 def save_checkpoint(path: Path, model: nn.Module, spec: TaskSpec, model_args: dict, extras: dict) -> None:
-    """Write the checkpoint atomically (plain types + tensors only)."""
+    """Write the checkpoint atomically (plain types + tensors only).
+
+    A model over HALF_ABOVE parameters stores its floating-point weights in float16; loading casts them
+    back to float32 (load_state_dict copies into the model's float32 tensors).
+    """
     import torch
 
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if sum(v.numel() for v in weights.values() if v.is_floating_point()) > HALF_ABOVE:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     state = {
         "format": FORMAT_VERSION,
         "task": spec.to_dict(),
         "model_args": dict(model_args),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": weights,
         **extras,
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, choices=list(TASKS))
     p.add_argument("--data", help="dataset path (default: the downloaded archive)")
     p.add_argument("--architecture", default="compact-cnn", choices=["compact-cnn", "resnet18"])
-    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--width", type=int, help="channels of the first stage (default: 16 for compact-cnn, 64 for resnet18)")
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=128)

@@ -25,7 +25,7 @@ from .calibration import calibrate, calibration_sections
 from .checkpoint import save_checkpoint, write_card
 from .data import Dataset, duplicate_groups, subset_positions
 from .duplicates import near_duplicate_summary
-from .evaluation import auc_score
+from .evaluation import auc_score, open_set_metrics
 from .models import build_model, cam_layer_name, count_parameters
 from .predict import Classifier
 from .sources import own_dataset, own_origin, pool_split, task_pool
@@ -316,12 +316,26 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
         in_kind = train_idx[~ds.foreign[train_idx]]
         card["baseline"] = pca_logistic_baseline(ds.images[in_kind], ds.labels[in_kind], ds.images[own_val],
                                                  ds.labels[own_val], spec.classes, seed=cfg.seed)
+    outer = val_idx[ds.origin[val_idx] != own_origin(spec)]
+    if len(outer) and not card_extra:
+        card["external"] = held_out_section(clf, ds, outer)
     card["speed"] = predict_latency(clf)
     card.update(card_extra or {})
     clf.card = card
     if out is not None:
         save_classifier(clf, Path(out), model_args)
     return clf, card
+
+
+def held_out_section(clf: Classifier, ds: Dataset, outer: np.ndarray) -> dict:
+    """The card's 'external' section of a run with --hold-out: how the model does on the datasets it never saw."""
+    out = clf.infer(torch.from_numpy(ds.images[outer]))
+    pred, flagged = clf.label_indices(out.probs), out.scores > clf.ood.threshold
+    held = open_set_metrics(out.probs, pred, flagged, ds.labels[outer], clf.classes, ds.origin[outer])
+    held.pop("in_kind_metrics", None)
+    names = sorted(np.unique(ds.origin[outer]).tolist())
+    return {"method": f"one split: {len(names)} datasets held out of training (--hold-out), thresholds fitted on the "
+                      "task's own validation split", "folds": [names], "held_out": held, "own_validation": {}, "per_fold": []}
 
 
 def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, model_args, run: dict, command: str,

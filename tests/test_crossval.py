@@ -191,3 +191,18 @@ def test_an_other_output_that_flags_the_tasks_own_images_is_left_out_of_the_rule
               "origins": np.array(["mednist"] * 200 + ["foreign"] * 100), "fold": np.zeros(300, int)}
     chosen = choose_rejection(pooled, MODALITY, "mednist")
     assert chosen["other_threshold"] is None and chosen["distance_factor"] <= 1.5
+
+
+def test_a_run_with_held_out_datasets_records_how_it_does_on_them(tmp_path, monkeypatch):
+    data = tmp_path / "downloads"
+    data.mkdir()
+    make_supplement(data / "scan-kinds.tar.gz")
+    monkeypatch.setenv("MEDIMG_DATA_DIR", str(data))
+    monkeypatch.setenv("MEDIMG_CACHE_DIR", str(tmp_path / "cache"))
+    own = make_class_folders(tmp_path / "MedNIST", MODALITY.classes, per_class=6)
+    out = tmp_path / "modality.pt"
+    assert main(["train", "--task", "modality", "--data", str(own), "--epochs", "1", "--batch-size", "16",
+                 "--hold-out", "knees", "brains", "--no-baseline", "--out", str(out)]) == 0
+    external = json.loads(out.with_suffix(".json").read_text())["external"]
+    assert external["folds"] == [["brains", "knees"]] and external["method"].startswith("one split: 2 datasets")
+    assert external["held_out"]["foreign"] == 7 and set(external["held_out"]["per_dataset"]) == {"brains", "knees"}
