@@ -8,7 +8,11 @@ from medimg_core import get_task
 
 def model_summary(task: str) -> str:
     """One line about the shipped model, from its card."""
-    v = model_card(task).get("validation", {})
+    card = model_card(task)
+    v, cv = card.get("validation", {}), (card.get("crossval") or {}).get("own_validation", {})
+    if "accuracy" in cv:
+        return (f"Cross-validated accuracy {cv['accuracy']['mean']:.1%} ± {cv['accuracy']['std']:.1%} "
+                f"({v.get('n', 0):,} images, each judged by a model that never saw it).")
     if "accuracy" not in v:
         return ""
     n = v.get("n")

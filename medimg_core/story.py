@@ -183,7 +183,16 @@ def headline_numbers(card: Mapping) -> list[tuple[str, str]]:
     """(name, value) of a model card's headline numbers, in a fixed order; only those the card has."""
     rows: list[tuple[str, str]] = []
     v = card.get("validation", {}) or {}
-    for key, name, form in (
+    cv = (card.get("crossval") or {}).get("own_validation") or {}
+    for key, name, percent in (("accuracy", "Cross-validated accuracy", True), ("auc", "Cross-validated AUC", False),
+                               ("sensitivity", "Sensitivity (cross-validated)", True),
+                               ("specificity", "Specificity (cross-validated)", True)):
+        if key in cv:
+            mean, sd = cv[key]["mean"], cv[key]["std"]
+            rows.append((name, f"{pct(mean, 1)} ± {pct(sd, 1)}" if percent else f"{mean:.3f} ± {sd:.3f}"))
+    if cv and isinstance(v.get("n"), int):
+        rows.append(("Images, each judged by a model that never saw it", f"{v['n']:,}"))
+    for key, name, form in () if cv else (
         ("accuracy", "Validation accuracy", pct),
         ("sensitivity", "Sensitivity", pct),
         ("specificity", "Specificity", pct),

@@ -171,3 +171,11 @@ def test_command_line_builds_the_deck_from_the_shipped_model_and_the_data(tmp_pa
     assert dict(map(tuple, model["cells"]))["Validation accuracy"] == f"{card['validation']['accuracy']:.2%}"
     data = next(s for s in slides if s["title"] == "The data")
     assert f"{card['data']['images']:,} public images" in data["text"]
+
+
+def test_a_cross_validated_card_headlines_its_mean_and_spread_not_one_split(card):
+    crossvalidated = {**card, "crossval": {"own_validation": {"accuracy": {"mean": 0.959, "std": 0.003},
+                                                              "auc": {"mean": 0.993, "std": 0.0014}}}}
+    numbers = dict(headline_numbers(crossvalidated))
+    assert numbers["Cross-validated accuracy"] == "95.9% ± 0.3%" and numbers["Cross-validated AUC"] == "0.993 ± 0.001"
+    assert "Validation accuracy" not in numbers
