@@ -12,7 +12,7 @@ VIEWS = ["Embedding map", "Summary", "Gallery", "Validation errors"]
 st.title("Dataset explorer")
 tasks = cache.shipped_tasks()
 if not tasks:
-    st.error("No trained model is installed. Train one with `python -m medimg_core train --task modality`.")
+    st.error("No trained model is installed. Train one with `medimg train --task modality`.")
     st.stop()
 
 top = st.columns([2, 3], vertical_alignment="bottom")
@@ -25,7 +25,7 @@ ds, source = None, cache.data_source(task, typed.strip() or None)
 if source is None:
     where = f"`{typed}` does not exist" if typed.strip() else "The dataset is not downloaded"
     st.info(f"{where}: the map below is the shipped one (numbers only). To see images, download the data with "
-            f"`python -m medimg_core download {task}` (or from the Predict page).")
+            f"`medimg download {task}` (or from the Predict page).")
 else:
     try:
         ds = cache.explorer_dataset(task, *source)

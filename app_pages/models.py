@@ -23,7 +23,7 @@ except (OSError, ValueError, KeyError, TypeError) as err:
              "Retrain the model or remove the damaged file.")
     st.stop()
 if not cards:
-    st.info(f"No model of this task is installed yet. Train one with `python -m medimg_core train --task {task}`.")
+    st.info(f"No model of this task is installed yet. Train one with `medimg train --task {task}`.")
     st.stop()
 
 st.subheader("Compared models")
@@ -60,7 +60,7 @@ mw.curves_section(curves, key="models_curves")
 
 st.subheader("Hyperparameter search")
 if searched is None:
-    st.info(f"No search recorded for this task. Run one with `python -m medimg_core search --task {task} --vary lr=1e-3,3e-3 ...`.")
+    st.info(f"No search recorded for this task. Run one with `medimg search --task {task} --vary lr=1e-3,3e-3 ...`.")
 else:
     st.markdown(f"{search['strategy'].capitalize()}, {len(search['runs'])} runs on {search['images']:,} images "
                 f"({search['validation']:,} for validation), best first. Command: `{search['command']}`")

@@ -22,7 +22,7 @@ def model_summary(task: str) -> str:
 st.title("Predict")
 tasks = shipped_tasks()
 if not tasks:
-    st.error("No trained model is installed. Train one with `python -m medimg_core train --task modality`.")
+    st.error("No trained model is installed. Train one with `medimg train --task modality`.")
     st.stop()
 
 top = st.columns([2, 3], vertical_alignment="bottom")

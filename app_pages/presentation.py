@@ -7,6 +7,6 @@ from medimg_app.presentation import show
 tasks = shipped_tasks()
 if not tasks:
     st.title("Presentation")
-    st.error("No trained model is installed. Train one with `python -m medimg_core train --task modality`.")
+    st.error("No trained model is installed. Train one with `medimg train --task modality`.")
     st.stop()
 show(tasks)

@@ -164,7 +164,7 @@ def main() -> int:
 
     emb = expected_embedding()
     if emb is None:
-        print("no stored embedding for the installed model: run python -m medimg_core embed --task modality")
+        print("no stored embedding for the installed model: run medimg embed --task modality")
         return 1
     method = "tsne" if "tsne" in emb.coords else "pca"
     target = emb.coords[method][int(emb.labels.argmax())]  # a point of the last class

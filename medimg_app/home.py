@@ -48,7 +48,7 @@ def models_section() -> None:
     st.subheader("Shipped models")
     tasks = shipped_tasks()
     if not tasks:
-        st.error("No trained model is installed. Train one with `python -m medimg_core train --task modality`.")
+        st.error("No trained model is installed. Train one with `medimg train --task modality`.")
         return
     for task in tasks:
         card = model_card(task)

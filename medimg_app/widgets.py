@@ -106,7 +106,7 @@ def offer_download(spec: TaskSpec, note: str = "Examples come from the {file} da
         download(spec, progress=progress)
     except DataError as err:
         hint = "" if "--from" in str(err) else (
-            f" Without internet, get the file elsewhere and run `python -m medimg_core download {spec.name} --from PATH`.")
+            f" Without internet, get the file elsewhere and run `medimg download {spec.name} --from PATH`.")
         st.error(f"The download failed. {err}{hint}", icon=":material/cloud_off:")
         return
     bar.progress(1.0, text="Download complete")

@@ -68,7 +68,7 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, TaskSpec, dict]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No model file at {path}. Train one with: python -m medimg_core train --task <task>")
+        raise FileNotFoundError(f"No model file at {path}. Train one with: medimg train --task <task>")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged or foreign file

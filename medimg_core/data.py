@@ -156,7 +156,7 @@ def _fetch_url(url: str, part: Path, progress: Progress | None, data_source: Dat
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
         raise DataError(
             f"Could not download {url} ({getattr(err, 'reason', err)}). Without network access, get "
-            f"{data_source.filename} on another machine and run: python -m medimg_core download {name} --from PATH"
+            f"{data_source.filename} on another machine and run: medimg download {name} --from PATH"
         ) from err
 
 
@@ -209,7 +209,7 @@ def load_dataset(
     path = Path(path).expanduser() if path else dataset_path(spec)
     if path is None:
         raise DataError(
-            f"The {spec.name} dataset is not downloaded. Run: python -m medimg_core download {spec.name}"
+            f"The {spec.name} dataset is not downloaded. Run: medimg download {spec.name}"
             + (" --from PATH" if not spec.source.url else "")
         )
     raw = read_source(path, spec.image_size, spec.source.name or spec.name, spec.source.image_kind, split, progress,

@@ -64,7 +64,7 @@ def task_pool(spec: TaskSpec, data_path: str | Path | None = None, paths: dict[s
         raw = source_images(get_source(name), spec, paths, max_foreign_per_dataset or 600)
         if raw is None:
             notes.append(f"{name} is not in the data folder, so the model learns without it "
-                         f"(python -m medimg_core download {name}" + ("" if get_source(name).url else " --from PATH") + ")")
+                         f"(medimg download {name}" + ("" if get_source(name).url else " --from PATH") + ")")
             continue
         labels = np.full(len(raw.files), -1, np.int64)
         if name in spec.supplements:

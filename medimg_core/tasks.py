@@ -145,7 +145,7 @@ BRAIN_TUMOR_MRI = DataSource(
     how_to_get=(
         "The Brain Tumor MRI dataset needs a Kaggle account: download "
         "'masoudnickparvar/brain-tumor-mri-dataset' from Kaggle, then run "
-        "`python -m medimg_core download brain-tumor --from PATH` with the zip or the unpacked folder."
+        "`medimg download brain-tumor --from PATH` with the zip or the unpacked folder."
     ),
     name="brain-tumor-mri",
     image_kind="brain MRI",
@@ -157,7 +157,7 @@ SCAN_KINDS = DataSource(
     licence="varies per file (CC BY, CC0, research-only, unstated): see the licence column of its manifest.csv",
     how_to_get=(
         "The scan-kinds supplement (963 real scans of the six kinds and of other kinds, gathered from 40+ public "
-        "datasets) has no public download: run `python -m medimg_core download scan-kinds --from PATH` with "
+        "datasets) has no public download: run `medimg download scan-kinds --from PATH` with "
         "a copy of scan-kinds.tar.gz."
     ),
     name="scan-kinds",
@@ -219,7 +219,7 @@ BUILTIN_TASKS: dict[str, TaskSpec] = {
             foreign=("mednist", "scan-kinds", "pneumoniamnist", "synthetic"),
             modality="MRI",
             body_part="head",
-            near_duplicate_distance=4,  # the archive repeats slices re-encoded and rescaled (python -m medimg_core duplicates)
+            near_duplicate_distance=4,  # the archive repeats slices re-encoded and rescaled (medimg duplicates)
             class_facts={"glioma": {"plain_name": "glioma"}, "meningioma": {"plain_name": "meningioma"},
                          "notumor": {"plain_name": "no tumour"}, "pituitary": {"plain_name": "pituitary tumour"}},
             description="Glioma, meningioma, pituitary tumour or no tumour, from brain MRI slices.",

@@ -54,7 +54,7 @@ def test_the_shipped_model_is_judged_on_the_datasets_it_never_saw():
 def test_a_task_without_models_says_how_to_train_one(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIMG_MODELS_DIR", str(tmp_path))
     at = open_models("brain-tumor")
-    assert "python -m medimg_core train --task brain-tumor" in at.info[0].value
+    assert "medimg train --task brain-tumor" in at.info[0].value
     assert not at.dataframe
 
 

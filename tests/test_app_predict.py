@@ -247,7 +247,7 @@ def test_missing_dataset_offers_download_with_progress(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("message", [
-    "Could not download https://x (no network). Without network access, run: python -m medimg_core download "
+    "Could not download https://x (no network). Without network access, run: medimg download "
     "modality --from PATH",
     "Checksum mismatch for MedNIST.tar.gz."])
 def test_failed_download_says_how_to_use_a_local_copy(monkeypatch, tmp_path, message):

@@ -57,7 +57,7 @@ def test_unknown_class_folder_is_a_clear_error(folder):
 
 def test_missing_dataset_says_how_to_download(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIMG_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataError, match="python -m medimg_core download modality"):
+    with pytest.raises(DataError, match="medimg download modality"):
         load_dataset(MODALITY)
 
 

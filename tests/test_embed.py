@@ -277,6 +277,6 @@ def test_the_shipped_embedding_belongs_to_the_shipped_model(monkeypatch):
         assert model.is_file(), f"{shipped} is shipped without its model {model}"
         emb = load_embedding(shipped)
         assert emb.model_fingerprint == file_fingerprint(model), (
-            f"{shipped} was made with another {model.name}: run python -m medimg_core embed --task {task} --out {shipped}")
+            f"{shipped} was made with another {model.name}: run medimg embed --task {task} --out {shipped}")
         assert emb.task == task and len(emb.files) == len(emb) and set(emb.coords) == {"pca", "tsne"}
         assert shipped.stat().st_size < 2 * 2**20  # numbers only, small

@@ -1,7 +1,7 @@
 """End-to-end tests of the dataset explorer in real headless Chromium: the WebGL map and its selection.
 
 They use the installed modality model and its stored embedding (the shipped
-assets/embeddings/modality.npz, or the disk cache of `python -m medimg_core embed`), with or
+assets/embeddings/modality.npz, or the disk cache of `medimg embed`), with or
 without the downloaded dataset. Timings are printed (run with -s), not asserted.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ def expected():
     """The embedding the page must draw (skips when the installed model has none stored)."""
     emb = expected_embedding()
     if emb is None:
-        pytest.skip("no stored embedding for the installed model: run `python -m medimg_core embed --task modality`")
+        pytest.skip("no stored embedding for the installed model: run `medimg embed --task modality`")
     return emb
 
 
