@@ -39,11 +39,14 @@ left, right = st.columns(2, gap="large")
 with left:
     uploads = st.file_uploader(widgets.UPLOAD_LABEL, accept_multiple_files=True, key="uploads",
                                on_change=widgets.clear_example)
+    tta = clf.can_flip and st.toggle("Average with the mirror image", key="tta",
+                                     help="Test-time augmentation: the probabilities of the scan and of its left-right "
+                                          "mirror, averaged. The 'not recognised' check uses the scan as it is.")
 with right:
     widgets.example_picker(spec)
 
 example = widgets.current_example(spec)
-items = widgets.predict_items(clf, [example] if example else widgets.read_uploads(uploads))
+items = widgets.predict_items(clf, [example] if example else widgets.read_uploads(uploads), tta)
 if example and uploads:
     st.caption("Showing the example; clear it to see your uploads again.")
 

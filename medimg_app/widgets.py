@@ -65,11 +65,11 @@ def read_uploads(files: list) -> list[Item]:
     return items
 
 
-def predict_items(clf: Classifier, items: list[Item]) -> list[Item]:
-    """Fill in the predictions of the readable items, in one batch."""
+def predict_items(clf: Classifier, items: list[Item], tta: bool = False) -> list[Item]:
+    """Fill in the predictions of the readable items, in one batch (tta: average each with its mirror image)."""
     ok = [it for it in items if it.image is not None]
     if ok:
-        for it, pred in zip(ok, clf.predict_batch([it.image for it in ok])):
+        for it, pred in zip(ok, clf.predict_batch([it.image for it in ok], tta=tta)):
             it.prediction = pred
     return items
 

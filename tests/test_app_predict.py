@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,21 @@ def test_one_real_scan_shows_card_chart_and_heatmap(hand):
     assert image_captions(at) == ["Original (64 x 64)", "As the model sees it (64 x 64)", "Grad-CAM for Hand"]
     assert "What it does not prove" in captions(at)
     assert at.get("download_button")[0].key == "download_overlay"
+
+
+def test_the_mirror_toggle_shows_the_test_time_augmented_probabilities(hand):
+    from medimg_core import load_classifier, read_image
+
+    at = upload(open_predict(), hand)
+    at.toggle(key="tta").set_value(True).run()
+    assert not at.exception
+    clf, image = load_classifier("modality"), read_image(hand[1])
+    assert chart_keys(at)[0] == "prob_chart"
+    shown = json.loads(at.get("plotly_chart")[0].proto.spec)
+    bars = dict(zip(shown["data"][0]["y"], shown["data"][0]["x"]))
+    mirrored = clf.predict(image, tta=True).probabilities
+    assert bars == pytest.approx(mirrored, abs=1e-6)
+    assert bars != clf.predict(image).probabilities  # the plain prediction differs
 
 
 def test_every_cam_method_target_and_opacity_render(hand):
