@@ -20,7 +20,8 @@ def model_name(card: dict) -> str:
     cfg = card.get("training", {}).get("config", {})
     model = card.get("model", {})
     arch = model.get("architecture", cfg.get("architecture", "?"))
-    parts = [f"{arch} (width {model.get('width')})" if arch == "compact-cnn" else arch]
+    width = model.get("width")
+    parts = [f"{arch} (width {width})" if arch == "compact-cnn" or (arch == "resnet18" and width not in (None, 64)) else arch]
     if model.get("members", 1) > 1:
         parts[0] += f" x{model['members']} (ensemble of the fold models)"
     parts.append(f"fine-tuned from {Path(cfg['init']).stem}" if cfg.get("init") else "from scratch")
@@ -30,6 +31,8 @@ def model_name(card: dict) -> str:
         parts.append(f"augmentation x{cfg['augment_strength']:g}")
     if cfg.get("balance"):
         parts.append("class-weighted loss")
+    if cfg.get("label_smoothing"):
+        parts.append(f"label smoothing {cfg['label_smoothing']:g}")
     if cfg.get("image_size"):
         parts.append(f"{cfg['image_size']} px")
     if cfg.get("max_per_class"):
