@@ -47,7 +47,8 @@ def external_section(card: dict, table: pd.DataFrame) -> None:
              "operating_threshold": "operating threshold"}
     chosen = ", ".join(f"{label} {card['rejection'][key]}" for key, label in names.items()
                        if card.get("rejection", {}).get(key) is not None)
-    st.caption(f"{ext.get('method', '')}. The shipped model uses the values chosen on all folds: {chosen}.")
+    used = f" The shipped model uses the values chosen on all folds: {chosen}." if chosen else ""
+    st.caption(f"{ext.get('method', '')}.{used}")
     comparison_frame(table, key="models_external_table")
 
 

@@ -51,6 +51,18 @@ def test_the_shipped_model_is_judged_on_the_datasets_it_never_saw():
     assert any("cross-validation by dataset" in c.value for c in at.caption)
 
 
+def test_a_model_checked_on_one_split_of_held_out_datasets_says_so_plainly():
+    method = (compared_cards("brain-tumor")[0].get("external", {}).get("method", "") if "brain-tumor" in shipped_tasks()
+              else "")
+    if not method.startswith("one split"):
+        pytest.skip("the installed brain tumour model was not checked on one split of held-out datasets")
+    at = open_models("brain-tumor")
+    held = compared_cards("brain-tumor")[0]["external"]["held_out"]
+    assert f"**{held['foreign_flagged']:.1%}**" in "\n".join(m.value for m in at.markdown)
+    captions = [c.value for c in at.caption if c.value.startswith("one split")]
+    assert captions and "values chosen on all folds" not in captions[0]
+
+
 def test_a_task_without_models_says_how_to_train_one(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIMG_MODELS_DIR", str(tmp_path))
     at = open_models("brain-tumor")
