@@ -7,6 +7,11 @@ pooled held-out predictions choose the temperature, the 'other' threshold, the d
 the rejection rule and (two-class tasks) the operating threshold; the numbers reported for each
 fold use values chosen on the *other* folds only, so no dataset is scored with thresholds tuned
 on itself. `train_with_crossval` then trains the shipped model on everything with those values.
+
+With `own_cv` the task's own train+val images are split into the same number of stratified folds
+(`sources.own_folds`), so every own image is also judged once by a model that never saw it: the
+card's `crossval` section gives each metric's mean and spread over the folds, and `ensemble`
+ships the fold models themselves as one model (`fold_ensemble.py`).
 """
 from __future__ import annotations
 
@@ -80,7 +85,7 @@ def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | Non
     chosen = choose_rejection(pooled, spec, own)
     nested = nested_predictions(pooled, spec, own)
     flagged, probs, pred = nested
-    outer, mine = pooled["origins"] != own, pooled["origins"] == own
+    outer = pooled["origins"] != own
     record = {
         "folds": held, "seconds": round(time.perf_counter() - started, 1), "device": device.type, "notes": notes,
         "chosen": chosen,
