@@ -34,14 +34,14 @@ st.caption("Two-class tasks: accuracy, sensitivity and specificity at the operat
            "Models on a subset were validated on their own (smaller) split, so compare them with care.")
 if cards[0]["shipped"] and cards[0].get("test"):
     test = cards[0]["test"]
-    st.caption(f"Test: {test['n']:,} images of {test['data']}, never used in training or selection "
-               f"(`{test['command']}`, {test['date']}).")
+    st.caption(f"Test: {test['n']:,} images of {test['data']}, recorded by `{test['command']}` ({test['date']}).")
 
 if cards[0]["shipped"] and cards[0].get("crossval"):
     st.subheader("Cross-validated estimate")
     cv = cards[0]["crossval"]
-    st.caption(f"{cv['method']}. One split of a few hundred images says little: these are the numbers to expect, "
-               "with their spread, and the baseline was scored on the same folds.")
+    st.caption(f"{cv['method']}. One split of a few hundred images says little; these are the numbers on this "
+               "dataset with their spread, and the baseline was scored on the same folds. Images of other hospitals "
+               "or years can do worse.")
     st.dataframe(crossval_table(cards[0]), hide_index=True, key="models_crossval_table")
 
 st.subheader("On datasets it never saw")
