@@ -4,6 +4,7 @@ import streamlit as st
 from medimg_app import predict_widgets, widgets
 from medimg_app.cache import classifier, model_card, shipped_tasks, task_title
 from medimg_core import get_task
+from medimg_core.story import mean_sd
 
 
 def model_summary(task: str) -> str:
@@ -11,7 +12,7 @@ def model_summary(task: str) -> str:
     card = model_card(task)
     v, cv = card.get("validation", {}), (card.get("crossval") or {}).get("own_validation", {})
     if "accuracy" in cv:
-        return (f"Cross-validated accuracy {cv['accuracy']['mean']:.1%} ± {cv['accuracy']['std']:.1%} "
+        return (f"Cross-validated accuracy {mean_sd(cv['accuracy'], True)} "
                 f"({v.get('n', 0):,} images, each judged by a model that never saw it).")
     if "accuracy" not in v:
         return ""

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from medimg_core import load_classifier
+from medimg_core.crossval import calibrated
 from medimg_core.data import dataset_path, load_dataset
 from medimg_core.evaluation import compute_metrics
 from medimg_core.models import Ensemble
@@ -24,12 +25,9 @@ from medimg_core.sources import own_folds
 def member_probs(clf, member, images: np.ndarray, tta: bool) -> np.ndarray:
     """Calibrated class probabilities of one member (averaged with the mirror when tta)."""
     x = torch.from_numpy(images).float().div(255)[:, None]
-    k = len(clf.classes)
     with torch.no_grad():
-        p = torch.softmax(member(x)[:, :k] / clf.temperature, 1)
-        if tta:
-            p = (p + torch.softmax(member(x.flip(-1))[:, :k] / clf.temperature, 1)) / 2
-    return p.numpy()
+        views = [member(x)] + ([member(x.flip(-1))] if tta else [])
+    return np.mean([calibrated(v.numpy(), len(clf.classes), clf.temperature)[0] for v in views], 0)
 
 
 def main() -> None:

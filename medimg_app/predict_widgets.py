@@ -19,6 +19,7 @@ from PIL import Image
 
 from medimg_core import to_model_input
 from medimg_core.compare import sensitivity_specificity
+from medimg_core.story import mean_sd
 from medimg_core.explain import CAM_METHODS, GRADIENT_FREE, overlay
 from medimg_core.imaging import resize, resize_square, to_uint8
 from medimg_core.predict import Classifier, Prediction, recognising_tasks
@@ -187,10 +188,9 @@ def screening_summary(card: dict) -> str:
     cv = card.get("crossval") or {}
     folds = cv.get("own_validation", {})
     if {"auc", "sensitivity", "specificity"} <= set(folds):
-        auc, sens, spec = (folds[k] for k in ("auc", "sensitivity", "specificity"))
-        return (f"Cross-validated on {cv['own_pooled']['n']:,} images of its dataset (mean ± SD over "
-                f"{len(card['training'].get('fold_histories', [])) or 'the'} folds): AUC {auc['mean']:.3f} ± {auc['std']:.3f}, "
-                f"sensitivity {sens['mean']:.1%} ± {sens['std']:.1%}, specificity {spec['mean']:.1%} ± {spec['std']:.1%}.")
+        return (f"Cross-validated on {cv['own_pooled']['n']:,} images of its dataset (mean ± SD over folds): "
+                f"AUC {mean_sd(folds['auc'], False)}, sensitivity {mean_sd(folds['sensitivity'], True)}, "
+                f"specificity {mean_sd(folds['specificity'], True)}.")
     v = card.get("validation", {})
     sensitivity, specificity = sensitivity_specificity(card)
     if sensitivity is None or specificity is None or v.get("auc") is None:

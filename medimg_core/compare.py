@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .checkpoint import default_model_path, models_dir, read_card
+from .evaluation import screening_rates
+from .story import mean_sd
 
 
 def model_name(card: dict) -> str:
@@ -92,12 +93,7 @@ def sensitivity_specificity(card: dict) -> tuple[float | None, float | None]:
     v = card.get("validation", {})
     if not positive or "confusion_matrix" not in v:
         return None, None
-    cm = np.asarray(v["confusion_matrix"], dtype=float)
-    p = list(card["classes"]).index(positive)
-    n = 1 - p
-    sens = cm[p, p] / cm[p].sum() if cm[p].sum() else None
-    spec = cm[n, n] / cm[n].sum() if cm[n].sum() else None
-    return sens, spec
+    return screening_rates(v["confusion_matrix"], list(card["classes"]).index(positive))
 
 
 def external_table(card: dict) -> pd.DataFrame:
@@ -128,15 +124,6 @@ def search_table(record: dict) -> pd.DataFrame:
 
 CV_METRICS = (("auc", "AUC"), ("accuracy", "accuracy"), ("sensitivity", "sensitivity"), ("specificity", "specificity"),
               ("macro_f1", "macro-F1"), ("ece", "ECE"))
-
-
-def mean_sd(entry: dict | None, percent: bool) -> str | None:
-    """{'mean', 'std'} as '95.1% ± 0.8%' or '0.990 ± 0.003' (None when absent)."""
-    if not entry:
-        return None
-    if percent:
-        return f"{entry['mean']:.1%} ± {entry['std']:.1%}"
-    return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
 
 
 def crossval_table(card: dict) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import torch
 
 from .calibration import choose_threshold, fit_temperature
 from .baseline import pca_logistic_baseline
-from .evaluation import compute_metrics, expected_calibration_error, open_set_metrics
+from .evaluation import compute_metrics, expected_calibration_error, open_set_metrics, screening_rates
 from .models import build_model
 from .ood import MahalanobisOOD
 from .sources import dataset_folds, own_origin
@@ -190,10 +190,8 @@ def screening_numbers(metrics: dict, spec) -> dict:
     """AUC, and for a two-class task the sensitivity and specificity, from compute_metrics' output."""
     out = {"auc": metrics.get("auc"), "macro_f1": metrics.get("macro_f1")}
     if spec.positive_class:
-        cm = np.asarray(metrics["confusion_matrix"], dtype=float)
-        pos = spec.classes.index(spec.positive_class)
-        rates = np.diag(cm) / np.maximum(cm.sum(1), 1)
-        out.update(sensitivity=float(rates[pos]), specificity=float(rates[1 - pos]))
+        sensitivity, specificity = screening_rates(metrics["confusion_matrix"], spec.classes.index(spec.positive_class))
+        out.update(sensitivity=sensitivity, specificity=specificity)
     return out
 
 

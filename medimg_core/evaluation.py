@@ -53,6 +53,22 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, .
     }
 
 
+def screening_rates(confusion, positive: int) -> tuple[float | None, float | None]:
+    """(sensitivity, specificity) of a two-class confusion matrix (rows: true class) for the positive class
+    index; a rate is None when its class has no images."""
+    cm = np.asarray(confusion, dtype=float)
+    rates = [cm[c, c] / cm[c].sum() if cm[c].sum() else None for c in (positive, 1 - positive)]
+    return rates[0], rates[1]
+
+
+def classify(clf, images: np.ndarray, tta: bool = False):
+    """A Classifier on N x S x S uint8 images: (its Outputs, the predicted class indices, the flags)."""
+    import torch
+
+    out = clf.infer(torch.from_numpy(images), tta=tta)
+    return out, clf.label_indices(out.probs), out.scores > clf.ood.threshold
+
+
 def open_set_metrics(probs: np.ndarray, pred: np.ndarray, flagged: np.ndarray, labels: np.ndarray,
                      classes: tuple[str, ...] | list[str], origins: np.ndarray | None = None) -> dict:
     """How a model does on images of its kinds and of other kinds (label len(classes) = 'other').
@@ -121,8 +137,6 @@ def evaluate_classifier(clf, ds, tta: bool = False) -> dict:
     or of several datasets. tta: average each image with its mirror (Classifier.infer).
     Raises: DataError when no image is of the task's classes.
     """
-    import torch
-
     from .data import DataError
     from .tasks import OTHER
 
@@ -130,8 +144,7 @@ def evaluate_classifier(clf, ds, tta: bool = False) -> dict:
     if not mine.any():
         raise DataError(f"the data holds only images in {OTHER}/: evaluate needs images of at least one class "
                         f"of {clf.spec.name} ({', '.join(clf.classes)}) as well")
-    out = clf.infer(torch.from_numpy(ds.images), tta=tta)
-    pred, flagged = clf.label_indices(out.probs), out.scores > clf.ood.threshold
+    out, pred, flagged = classify(clf, ds.images, tta)
     metrics = compute_metrics(out.probs[mine], ds.labels[mine], clf.classes, pred[mine])
     result = {"task": clf.spec.name, "model": str(clf.path), **metrics, "ood_flag_rate": float(flagged[mine].mean()),
               "tta": bool(tta and clf.can_flip)}

@@ -175,6 +175,15 @@ def pct(x: float, digits: int = 2) -> str:
     return f"{x:.{digits}%}"
 
 
+def mean_sd(entry: Mapping | None, percent: bool) -> str | None:
+    """{'mean', 'std'} over folds as '95.1% ± 0.8%' (percent) or '0.990 ± 0.003' (None when absent)."""
+    if not entry:
+        return None
+    if percent:
+        return f"{pct(entry['mean'], 1)} ± {pct(entry['std'], 1)}"
+    return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+
+
 NEW_SOURCES = "Unseen datasets: right, not flagged"  # scans of the task's kinds from datasets held out in training
 OTHER_KINDS = "Unseen other kinds: flagged"  # images of other kinds from datasets held out in training
 
@@ -188,8 +197,7 @@ def headline_numbers(card: Mapping) -> list[tuple[str, str]]:
                                ("sensitivity", "Sensitivity (cross-validated)", True),
                                ("specificity", "Specificity (cross-validated)", True)):
         if key in cv:
-            mean, sd = cv[key]["mean"], cv[key]["std"]
-            rows.append((name, f"{pct(mean, 1)} ± {pct(sd, 1)}" if percent else f"{mean:.3f} ± {sd:.3f}"))
+            rows.append((name, mean_sd(cv[key], percent)))
     if cv and isinstance(v.get("n"), int):
         rows.append(("Images, each judged by a model that never saw it", f"{v['n']:,}"))
     for key, name, form in () if cv else (

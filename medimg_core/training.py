@@ -25,7 +25,7 @@ from .calibration import calibrate, calibration_sections
 from .checkpoint import save_checkpoint, write_card
 from .data import Dataset, duplicate_groups, subset_positions
 from .duplicates import near_duplicate_summary
-from .evaluation import auc_score, open_set_metrics
+from .evaluation import auc_score, classify, open_set_metrics
 from .models import build_model, cam_layer_name, count_parameters
 from .predict import Classifier
 from .sources import own_dataset, own_origin, pool_split, task_pool
@@ -329,8 +329,7 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
 
 def held_out_section(clf: Classifier, ds: Dataset, outer: np.ndarray) -> dict:
     """The card's 'external' section of a run with --hold-out: how the model does on the datasets it never saw."""
-    out = clf.infer(torch.from_numpy(ds.images[outer]))
-    pred, flagged = clf.label_indices(out.probs), out.scores > clf.ood.threshold
+    out, pred, flagged = classify(clf, ds.images[outer])
     held = open_set_metrics(out.probs, pred, flagged, ds.labels[outer], clf.classes, ds.origin[outer])
     held.pop("in_kind_metrics", None)
     names = sorted(np.unique(ds.origin[outer]).tolist())
