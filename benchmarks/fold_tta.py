@@ -19,7 +19,7 @@ from medimg_core.crossval import calibrated
 from medimg_core.data import dataset_path, load_dataset
 from medimg_core.evaluation import compute_metrics
 from medimg_core.models import Ensemble
-from medimg_core.sources import own_folds
+from medimg_core.splits import own_folds
 
 
 def member_probs(clf, member, images: np.ndarray, tta: bool) -> np.ndarray:

@@ -45,6 +45,14 @@ class AugmentConfig:
 # For scans from any hospital: every source-specific trait is randomised (the scan-type task's default).
 ACROSS_SOURCES = AugmentConfig(rotate_deg=15.0, scale=(0.7, 1.3), window_p=0.5, lift_p=0.2, lowres_p=0.3, text_p=0.3)
 
+# For X-rays of other machines and years (exposure, contrast, processing curve, sharpness, noise, burned-in
+# marks) that a task squashes to its square input: zoom mostly inwards and aspect changes without black bars.
+XRAY = AugmentConfig(rotate_deg=10.0, scale=(0.9, 1.2), translate=0.06, squeeze_p=0.5, squeeze=(0.85, 1.0),
+                     contrast=(0.6, 1.4), brightness=0.1, gamma=(0.6, 1.6), blur_p=0.3, noise_p=0.3, noise_std=0.04,
+                     window_p=0.3, window_low=0.2, window_high=0.8, lowres_p=0.3, lowres=(0.4, 0.9), text_p=0.2)
+
+AUGMENT_SETS = {"standard": AugmentConfig(), "across-sources": ACROSS_SOURCES, "x-ray": XRAY}
+
 
 def scaled(cfg: AugmentConfig, strength: float) -> AugmentConfig:
     """The same transforms with every range shrunk towards 'no change' (strength 1: as is, 0: identity)."""

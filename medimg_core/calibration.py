@@ -40,11 +40,19 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
     return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
-def choose_threshold(pos_probs: np.ndarray, is_pos: np.ndarray) -> float:
-    """Operating threshold on the positive-class probability maximising Youden's J."""
+def choose_threshold(pos_probs: np.ndarray, is_pos: np.ndarray, min_sensitivity: float | None = None) -> float:
+    """Operating threshold on the positive-class probability: the highest one whose sensitivity is at least
+    min_sensitivity (a screening task's TaskSpec.min_sensitivity), else the one maximising Youden's J."""
     fpr, tpr, thresholds = roc_curve(is_pos, pos_probs)
-    best = int(np.argmax(tpr - fpr))
+    best = int(np.argmax(tpr >= min_sensitivity)) if min_sensitivity else int(np.argmax(tpr - fpr))
     return float(min(1.0, thresholds[best]))
+
+
+def threshold_rule(spec: TaskSpec) -> str:
+    """How choose_threshold picks a task's operating point, in words (for the model card)."""
+    if spec.min_sensitivity:
+        return f"the highest threshold with sensitivity at least {spec.min_sensitivity:.0%}"
+    return "Youden's J"
 
 
 def calibrate(model, spec: TaskSpec, ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, ood_quantile: float,
@@ -75,7 +83,7 @@ def calibrate(model, spec: TaskSpec, ds: Dataset, train_idx: np.ndarray, val_idx
     threshold = None
     if spec.positive_class:
         pos = spec.classes.index(spec.positive_class)
-        threshold = rejection.get("operating_threshold") or choose_threshold(out.probs[:, pos], val_y == pos)
+        threshold = rejection.get("operating_threshold") or choose_threshold(out.probs[:, pos], val_y == pos, spec.min_sensitivity)
     clf = Classifier(model, spec, temperature, rule, operating_threshold=threshold)
     raw = torch.softmax(val_logits[:, :k], 1).numpy()
     return clf, {"val_probs": out.probs, "raw_val_probs": raw, "val_scores": out.scores, "val_y": val_y,
@@ -104,7 +112,7 @@ def calibration_sections(clf: Classifier, fitted: dict, ood_quantile: float) -> 
     if clf.operating_threshold is not None:
         how = "pooled out-of-fold" if "operating_threshold" in chosen else "the validation split"
         sections["operating_threshold"] = {"class": clf.spec.positive_class, "threshold": round(clf.operating_threshold, 5),
-                                           "chosen_by": f"Youden's J on {how}"}
+                                           "chosen_by": f"{threshold_rule(clf.spec)} on {how}"}
     return sections
 
 

@@ -84,7 +84,10 @@ def train_config(args) -> TrainConfig:
                        source_power=args.source_power, epoch_size=args.epoch_size,
                        max_foreign_per_dataset=args.max_foreign_per_dataset, add_other=args.add_other,
                        label_smoothing=args.label_smoothing, own_cv=getattr(args, "own_cv", False),
-                       ensemble=getattr(args, "ensemble", False), precision=args.precision)
+                       ensemble=getattr(args, "ensemble", False), precision=args.precision,
+                       validation=args.validation, progressive_from=args.progressive_from,
+                       final_size_epochs=args.final_size_epochs, input_norm=args.input_norm, teacher=args.teacher,
+                       distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
 
 
 def cmd_search(args) -> int:
@@ -99,18 +102,33 @@ def cmd_search(args) -> int:
     return 0
 
 
+def run_paths(task: str, out: Path | None, resume: bool) -> tuple[Path, Path]:
+    """(model file, state folder) of a training run: <out>/<task>.pt and <out>/state, or a given .pt file and
+    <its stem>-state beside it; by default a new folder runs/<task>/<date>-<time>, so no run touches assets/."""
+    import time
+
+    if resume and out is None:
+        raise ValueError("--resume continues the run in --out: give the folder (or .pt file) of the run to continue")
+    out = out or Path("runs") / task / time.strftime("%Y%m%d-%H%M%S")
+    if out.suffix == ".pt":
+        return out, out.with_name(out.stem + "-state")
+    return out / f"{task}.pt", out / "state"
+
+
 def cmd_train(args) -> int:
-    from .checkpoint import default_model_path
     from .training import train
 
     cfg = train_config(args)
-    out = args.out or default_model_path(args.task)
+    out, state = run_paths(args.task, args.out, args.resume)
+    if args.resume and not state.is_dir():
+        raise ValueError(f"there is no saved run state in {state} to resume")
     if args.folds:
         from .crossval import train_with_crossval
 
-        _, card = train_with_crossval(cfg, args.folds, args.data, out, command=args.command_line)
+        _, card = train_with_crossval(cfg, args.folds, args.data, out, command=args.command_line, state_dir=state,
+                                      resume=args.resume)
     else:
-        _, card = train(cfg, args.data, out, command=args.command_line)
+        _, card = train(cfg, args.data, out, command=args.command_line, state_dir=state, resume=args.resume)
     v = card["validation"]
     print(f"wrote {out} and {out.with_suffix('.json')}: validation accuracy {v['accuracy']:.4%}, "
           f"macro-F1 {v['macro_f1']:.4f}, ECE {v['ece']:.4f} (n={v['n']}), {card['training']['seconds']:.0f} s")

@@ -29,7 +29,10 @@ def get_args_parser(prog: str = "python -m medimg_core") -> argparse.ArgumentPar
     p.add_argument("--own-cv", action="store_true", help="with --folds: also split the task's own train+val into "
                    "stratified folds (every image validated once) instead of using one validation split")
     p.add_argument("--ensemble", action="store_true", help="with --folds --own-cv: ship the fold models as one ensemble")
-    p.add_argument("--out", type=Path, help="checkpoint path (default: assets/models/<task>.pt)")
+    p.add_argument("--out", type=Path, help="the run folder: the model <task>.pt, its card <task>.json and the training "
+                   "state go there (default: runs/<task>/<date>-<time>); a path ending in .pt names the model file itself")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved epoch (same "
+                   "command and settings; finished folds are not trained again)")
 
     p = sub.add_parser("search", help="basic hyperparameter search on validation (one factor at a time, or a grid)")
     add_train_arguments(p)
@@ -105,8 +108,19 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--image-size", type=int, help="input side in pixels (default: the task's own)")
     p.add_argument("--augment-strength", type=float, default=1.0, help="scale every augmentation range (default 1)")
-    p.add_argument("--augment-set", default="standard", choices=["standard", "across-sources"],
-                   help="across-sources adds random intensity windows, background level, resolution and burned-in text")
+    p.add_argument("--augment-set", default="standard", choices=["standard", "across-sources", "x-ray"],
+                   help="across-sources adds random intensity windows, background level, resolution and burned-in text; "
+                        "x-ray: exposure, contrast, gamma, blur, noise, resolution and marks, zooming in, no black bars")
+    p.add_argument("--input-norm", default="none", choices=["none", "equalize"],
+                   help="equalize: the model histogram-equalises every input first (exposure and processing drop out)")
+    p.add_argument("--progressive-from", type=int, metavar="PIXELS",
+                   help="progressive resizing: the first epochs train at this input side, rising to the full size")
+    p.add_argument("--final-size-epochs", type=int, default=0, metavar="N",
+                   help="with --progressive-from: the last N epochs train at the full size (at least 1)")
+    p.add_argument("--teacher", metavar="CHECKPOINT", help="distil: also learn this trained model's soft outputs "
+                   "(a larger model of the same task, e.g. trained on a GPU)")
+    p.add_argument("--distill-alpha", type=float, default=0.5, help="with --teacher: the soft targets' share of the loss")
+    p.add_argument("--distill-temperature", type=float, default=4.0, help="with --teacher: the soft targets' temperature")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="auto: bf16 autocast on CUDA, fp32 on the CPU; bf16: also on the CPU (fast where it has AMX)")
@@ -122,6 +136,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--balance", action="store_true", help="weight the loss by inverse class frequency")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--validation", default="random", choices=["random", "atypical"],
+                   help="the own validation split: random (duplicates and patients kept together) or atypical (the "
+                        "patients least like the rest by exposure, contrast, noise, sharpness, border and marks)")
     p.add_argument("--max-per-class", type=int, help="train on at most this many images per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-baseline", dest="baseline", action="store_false")

@@ -9,7 +9,7 @@ fold use values chosen on the *other* folds only, so no dataset is scored with t
 on itself. `train_with_crossval` then trains the shipped model on everything with those values.
 
 With `own_cv` the task's own train+val images are split into the same number of stratified folds
-(`sources.own_folds`), so every own image is also judged once by a model that never saw it: the
+(`splits.own_folds`), so every own image is also judged once by a model that never saw it: the
 card's `crossval` section gives each metric's mean and spread over the folds, and `ensemble`
 ships the fold models themselves as one model (`fold_ensemble.py`).
 """
@@ -28,8 +28,8 @@ from .evaluation import compute_metrics, expected_calibration_error, open_set_me
 from .models import build_model
 from .ood import MahalanobisOOD
 from .sources import dataset_folds, own_origin
-from .training import (TrainConfig, check_init, fit, init_weights, logits_and_features, resolve_device, task_spec, train,
-                       training_data, training_split)
+from .training import (TrainConfig, architecture_args, check_init, fit, init_weights, logits_and_features, resolve_device,
+                       task_spec, train, training_data, training_split)
 
 OTHER_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, None)  # None: P(other) does not flag (distance only)
 DISTANCE_GRID = (1.0, 1.25, 1.5, 2.0, 3.0, 1000.0)  # 1000: in effect, the distance never flags
@@ -46,9 +46,10 @@ def fold_plan(ds, own: str, folds: int, cfg: TrainConfig) -> list[list[str]]:
 
 
 def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | None = None, paths: dict | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, state_dir: Path | None = None, resume: bool = False) -> dict:
     """Train one model per fold; returns the record (choices, tables, predictions) and, under "members",
-    the fold models with their distances (not for the card)."""
+    the fold models with their distances (not for the card). state_dir: each fold's training state is saved
+    there (fold-<i>.pt) after every epoch; resume continues each fold from it (finished folds are not retrained)."""
     spec = task_spec(cfg)
     device = resolve_device(cfg.device)
     check_init(cfg, spec)
@@ -63,10 +64,11 @@ def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | Non
         fold_cfg = replace(cfg, held_out=names, fold=[f, len(held)] if cfg.own_cv else [])
         torch.manual_seed(cfg.seed + f if cfg.own_cv else cfg.seed)
         kept, train_idx, val_idx = training_split(ds, spec, fold_cfg)
-        model = build_model(cfg.architecture, k, cfg.width, cfg.dropout, reject=bool(ds.foreign[train_idx].any()))
+        model = build_model(num_classes=k, **architecture_args(cfg, reject=bool(ds.foreign[train_idx].any())))
         if cfg.init:
             init_weights(model, cfg.init)
-        run = fit(model, fold_cfg, spec, ds, train_idx, val_idx, device, progress)
+        run = fit(model, fold_cfg, spec, ds, train_idx, val_idx, device, progress,
+                  None if state_dir is None else Path(state_dir) / f"fold-{f}.pt", resume)
         logits, feats = logits_and_features(model, ds.images[val_idx])
         in_kind = train_idx[ds.labels[train_idx] < k]
         maha = MahalanobisOOD.fit(logits_and_features(model, ds.images[in_kind])[1].numpy(), ds.labels[in_kind])
@@ -135,7 +137,7 @@ def choose_rejection(pooled: dict, spec, own: str) -> dict:
     chosen = {"temperature": round(temperature, 4)}
     if spec.positive_class:
         pos, mine = spec.classes.index(spec.positive_class), origins == own
-        chosen["operating_threshold"] = round(choose_threshold(probs[mine, pos], labels[mine] == pos), 5)
+        chosen["operating_threshold"] = round(choose_threshold(probs[mine, pos], labels[mine] == pos, spec.min_sensitivity), 5)
     right = predicted(probs, spec, chosen.get("operating_threshold")) == labels
     units = [(origins == o) & (in_kind == side) for o in np.unique(origins) for side in (True, False)]
     units = [u for u in units if u.any()]
@@ -220,12 +222,13 @@ def own_pooled(pooled: dict, nested: tuple, spec, own: str) -> dict:
 
 
 def train_with_crossval(cfg: TrainConfig, folds: int = 5, data_path: str | Path | None = None,
-                        out: Path | None = None, command: str = "", progress: bool = True, paths: dict | None = None):
+                        out: Path | None = None, command: str = "", progress: bool = True, paths: dict | None = None,
+                        state_dir: Path | None = None, resume: bool = False):
     """Cross-validate, then ship a model with the values chosen there: one more model trained on
-    everything, or (cfg.ensemble) the fold models themselves as one ensemble."""
+    everything, or (cfg.ensemble) the fold models themselves as one ensemble (state_dir, resume: see cross_validate)."""
     if cfg.ensemble and not cfg.own_cv:
         raise ValueError("--ensemble ships the fold models, which must not share validation images: add --own-cv")
-    record = cross_validate(cfg, folds, data_path, paths, progress)
+    record = cross_validate(cfg, folds, data_path, paths, progress, state_dir, resume)
     spec = task_spec(cfg)
     external = {key: record[key] for key in ("folds", "held_out", "own_validation", "per_fold", "seconds", "device")}
     external["method"] = (f"{len(record['folds'])}-fold cross-validation by dataset: each dataset other than "
@@ -238,13 +241,13 @@ def train_with_crossval(cfg: TrainConfig, folds: int = 5, data_path: str | Path 
                                        f"{cfg.seed}); mean and standard deviation over the folds, each fold's "
                                        "thresholds chosen on the other folds")
     if not cfg.ensemble:
-        return train(cfg, data_path, out, command, progress, paths, rejection=record["chosen"], card_extra=extra)
+        return train(cfg, data_path, out, command, progress, paths, rejection=record["chosen"], card_extra=extra,
+                     state_dir=state_dir, resume=resume)
     from .fold_ensemble import ensemble_card, ensemble_classifier
     from .training import save_classifier
 
     clf = ensemble_classifier(record, spec)
-    model_args = {"architecture": cfg.architecture, "width": cfg.width, "dropout": cfg.dropout,
-                  "reject": clf.rejects, "members": len(record["members"])}
+    model_args = architecture_args(cfg, clf.rejects) | {"members": len(record["members"])}
     clf.card = ensemble_card(clf, record, cfg, model_args, command, resolve_device(cfg.device), cfg.ood_quantile)
     clf.card.update(extra)
     if out is not None:

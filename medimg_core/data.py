@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .duplicates import duplicate_groups, near_duplicate_groups
 from .folders import FolderError, Progress, SourceImages, iter_entries, read_folder_images
 from .imaging import to_model_input, to_uint8
 from .tasks import OTHER, DataSource, TaskSpec
@@ -213,24 +212,24 @@ def load_dataset(
             + (" --from PATH" if not spec.source.url else "")
         )
     raw = read_source(path, spec.image_size, spec.source.name or spec.name, spec.source.image_kind, split, progress,
-                      spec.native_size)
+                      spec.native_size, spec.fit)
     return labelled(spec, raw, path, other)
 
 
 def read_source(path: Path, size: int, origin: str, image_kind: str = "", split: str | None = None,
-                progress: Progress | None = None, native: int | None = None) -> SourceImages:
-    """Every image of an archive, folder or npz at size x size (through `native` resolution, if given),
-    with class names, datasets and kinds (cached)."""
+                progress: Progress | None = None, native: int | None = None, fit: str = "letterbox") -> SourceImages:
+    """Every image of an archive, folder or npz at size x size (through `native` resolution, if given; squashed
+    or letterboxed as `fit` says), with class names, datasets, kinds and official splits (cached)."""
     if not path.exists():
         raise DataError(f"There is no dataset at {path}.")
-    cached = _cache_file(path, size, split, origin, image_kind, native)
+    cached = _cache_file(path, size, split, origin, image_kind, native, fit)
     if cached and cached.is_file():
         return _read_cache(cached)
     try:
         if path.suffix.lower() == ".npz":
-            raw = _read_npz(path, size, split, origin, image_kind, native)
+            raw = _read_npz(path, size, split, origin, image_kind, native, fit)
         else:
-            raw = read_folder_images(path, size, origin, image_kind, progress, native)
+            raw = read_folder_images(path, size, origin, image_kind, progress, native, fit)
     except FolderError as err:
         raise DataError(str(err)) from None
     if raw.broken:
@@ -261,12 +260,13 @@ def labelled(spec: TaskSpec, raw: SourceImages, path: Path, other: bool = False)
 
 
 def _cache_file(path: Path, size: int, split: str | None, origin: str, image_kind: str,
-                native: int | None) -> Path | None:
+                native: int | None, fit: str = "letterbox") -> Path | None:
     """Cache location keyed by the source's identity and the preprocessing (None for folders)."""
     if path.is_dir():
         return None
     st = path.stat()
     key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{size}|{native}|{split}|{origin}|{image_kind}|{CACHE_VERSION}"
+    key += "" if fit == "letterbox" else f"|{fit}"  # letterboxed caches keep their earlier keys
     return cache_dir() / "datasets" / f"{path.name.split('.')[0]}-{size}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
 
 
@@ -292,7 +292,7 @@ def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
 
 
 def _read_npz(path: Path, size: int, split: str | None, origin: str, image_kind: str,
-              native: int | None = None) -> SourceImages:
+              native: int | None = None, fit: str = "letterbox") -> SourceImages:
     """Read a MedMNIST npz (`<split>_images`, `<split>_labels`), resized to size x size."""
     try:
         z = np.load(path, allow_pickle=False)
@@ -308,7 +308,7 @@ def _read_npz(path: Path, size: int, split: str | None, origin: str, image_kind:
         images, labels, files, names = [], [], [], []
         for s in chosen:
             raw, lab = z[f"{s}_images"], z[f"{s}_labels"].reshape(-1).astype(np.int64)
-            images.append(_resize_stack(raw, size, native))
+            images.append(_resize_stack(raw, size, native, fit))
             labels.append(lab)
             files += [f"{path.name}:{s}/{i}" for i in range(len(lab))]
             names += [s] * len(lab)
@@ -327,51 +327,10 @@ def default_npz_split(path: Path) -> str:
         raise DataError(f"{path} is not a readable .npz file ({err}).") from err
 
 
-def _resize_stack(raw: np.ndarray, size: int, native: int | None = None) -> np.ndarray:
+def _resize_stack(raw: np.ndarray, size: int, native: int | None = None, fit: str = "letterbox") -> np.ndarray:
     """N x H x W (or N x H x W x 3) uint8 -> N x size x size uint8 through the shared preprocessing."""
     if raw.ndim == 4:
         raw = (raw.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).round().astype(np.uint8)
     if raw.shape[1:] == (size, size):
         return raw.astype(np.uint8)
-    return np.stack([to_uint8(to_model_input(im.astype(np.float32) / 255.0, size, native)) for im in raw])
-
-
-def split_train_val(ds: Dataset, val_fraction: float = 0.1, seed: int = 0,
-                    max_distance: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a stratified train/validation split that keeps each duplicate group on one side.
-
-    Groups are exact duplicates, or with max_distance, near-duplicates (pHash within max_distance of
-    64 bits, `duplicates.near_duplicate_groups`). Whole groups are drawn per class, a group counting
-    for the class of its first image. A dataset that carries an official split ("train"/"val") uses it as given.
-    """
-    if {"train", "val"} <= set(ds.split.tolist()):
-        return np.flatnonzero(ds.split == "train"), np.flatnonzero(ds.split == "val")
-    groups = duplicate_groups(ds.images) if max_distance is None else near_duplicate_groups(ds.images, max_distance)
-    owner = ds.labels[np.unique(groups, return_index=True)[1]]  # the class of each group's first image
-    rng = np.random.default_rng(seed)
-    val_groups = []
-    for c in range(len(ds.classes)):
-        ids = np.flatnonzero(owner == c)
-        rng.shuffle(ids)
-        val_groups.append(ids[: int(round(len(ids) * val_fraction))])
-    in_val = np.isin(groups, np.concatenate(val_groups))
-    known = ds.labels < len(ds.classes)
-    return np.flatnonzero(known & ~in_val), np.flatnonzero(known & in_val)
-
-
-def subset_positions(labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
-    """Sorted positions of at most max_per_class random images of each class (all of them when None)."""
-    if not max_per_class:
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    keep = [rng.permutation(np.flatnonzero(labels == c))[:max_per_class] for c in np.unique(labels)]
-    return np.sort(np.concatenate(keep))
-
-
-def stratified_sample(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """A fixed, class-balanced sample of about n indices (sorted)."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    per = max(1, n // len(classes))
-    picks = [rng.choice(np.flatnonzero(labels == c), min(per, int((labels == c).sum())), replace=False) for c in classes]
-    return np.sort(np.concatenate(picks))
+    return np.stack([to_uint8(to_model_input(im.astype(np.float32) / 255.0, size, native, fit)) for im in raw])

@@ -37,7 +37,7 @@ def read_examples(spec: TaskSpec, folder: Path = EXAMPLES_DIR) -> Pool:
     for name in spec.classes:
         files = sorted(p for p in (folder / spec.name / name).glob("*") if p.is_file())
         if files:
-            images = [to_uint8(to_model_input(read_image(p), spec.image_size)) for p in files]
+            images = [to_uint8(to_model_input(read_image(p), spec.image_size, spec.native_size, spec.fit)) for p in files]
             pool[name] = (np.stack(images), [p.relative_to(folder).as_posix() for p in files])
     return pool
 

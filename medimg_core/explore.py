@@ -47,8 +47,11 @@ def model_split(ds: Dataset, card: dict, own: str | None = None) -> np.ndarray:
     present = set(np.unique(ds.origin).tolist())
     held_out = [d for d in cfg.get("held_out") or card.get("data", {}).get("held_out") or [] if d in present]
     near = card.get("data", {}).get("near_duplicates", {}).get("max_distance")  # None: exact duplicates only
+    from .tasks import TASKS
+
     _, train_idx, val_idx = pool_split(ds, own, cfg.get("max_per_class"), float(cfg.get("val_fraction", 0.1)),
-                                       int(cfg.get("seed", 0)), held_out, max_distance=near)
+                                       int(cfg.get("seed", 0)), held_out, max_distance=near, spec=TASKS.get(card.get("task")),
+                                       strategy=cfg.get("validation", "random"))
     out[train_idx] = "train"
     out[val_idx] = "val"
     if cfg.get("sources") is False:  # trained on its own dataset only: the other datasets' images were never seen

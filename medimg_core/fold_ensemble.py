@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .calibration import threshold_rule
 from .models import Ensemble
 from .ood import MemberDistances, RejectionRule
 from .predict import Classifier
@@ -57,7 +58,7 @@ def ensemble_card(clf: Classifier, record: dict, cfg: TrainConfig, model_args: d
                    "validation_flag_rate": round(pooled["flagged"], 5)}
     if clf.operating_threshold is not None:
         card["operating_threshold"] = {"class": clf.spec.positive_class, "threshold": chosen["operating_threshold"],
-                                       "chosen_by": f"Youden's J on pooled out-of-fold predictions of all "
+                                       "chosen_by": f"{threshold_rule(clf.spec)} on pooled out-of-fold predictions of all "
                                                     f"{pooled['n']:,} train+val images"}
     card["speed"] = predict_latency(clf)
     return card

@@ -110,8 +110,19 @@ def kind_from_note(note: str) -> str:
     return found.group(1).strip() if found else ""
 
 
+SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "validation": "val", "test": "test",
+                 "testing": "test"}  # a folder above the class folders that names an official split (Kaggle layouts)
+
+
+def split_of(name: str) -> str:
+    """The official split an image's path names (train/<class>/<file>, Testing/<class>/<file>), or ""."""
+    parts = PurePosixPath(name).parts
+    return SPLIT_FOLDERS.get(parts[-3].lower(), "") if len(parts) >= 3 else ""
+
+
 def read_folder_images(path: Path, size: int, origin: str, image_kind: str = "",
-                       progress: Progress | None = None, native: int | None = None) -> SourceImages:
+                       progress: Progress | None = None, native: int | None = None,
+                       fit: str = "letterbox") -> SourceImages:
     """Decode every image under <...>/<class>/<image> at size x size (see the module docstring).
 
     Args:
@@ -120,6 +131,7 @@ def read_folder_images(path: Path, size: int, origin: str, image_kind: str = "",
         origin: the dataset name of images the manifest does not name.
         image_kind: the kind of every image ("" = its class folder, or the manifest's kind=).
         native: bring every image through this resolution first (see imaging.to_model_input).
+        fit: "letterbox" or "squash" (imaging.to_model_input).
     """
     images, folders, files, broken, manifest = [], [], [], [], {}
     for name, read in iter_entries(path):
@@ -128,7 +140,7 @@ def read_folder_images(path: Path, size: int, origin: str, image_kind: str = "",
             manifest.update(manifest_rows(read(), str(p.parent)))
             continue
         try:
-            images.append(to_uint8(to_model_input(read_image(read()), size, native)))
+            images.append(to_uint8(to_model_input(read_image(read()), size, native, fit)))
         except ImageReadError as err:
             broken.append(f"{name}: {err}")
             continue
@@ -141,4 +153,4 @@ def read_folder_images(path: Path, size: int, origin: str, image_kind: str = "",
     kinds = [image_kind or kind_from_note(manifest.get(f, {}).get("note", "")) or folder
              for f, folder in zip(files, folders)]
     return SourceImages(stack, np.array(folders, dtype=str), files, np.array(origins, dtype=str),
-                        np.array(kinds, dtype=str), np.full(len(files), "", dtype="<U5"), broken)
+                        np.array(kinds, dtype=str), np.array([split_of(f) for f in files], dtype="<U5"), broken)

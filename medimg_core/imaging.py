@@ -2,7 +2,7 @@
 
 `read_image` takes a path, bytes or a binary file object and returns the picture as a 2-D
 float32 array in [0, 1] (grayscale, native resolution). `to_model_input` brings that array to
-the model's square input (letterbox: no distortion). Training reads its data through the same
+the model's square input (letterbox: no distortion; or squashed, for a task trained on squashed images). Training reads its data through the same
 two functions, so what the model sees in the app is what it saw in training.
 
 Every failure is an `ImageReadError` whose message is one plain sentence for the user. Sizes
@@ -59,8 +59,11 @@ def read_image(source: ImageSource) -> np.ndarray:
         raise ImageReadError(f"The image file is damaged or truncated and cannot be decoded ({err}).") from err
 
 
-def to_model_input(image: np.ndarray, size: int, native: int | None = None) -> np.ndarray:
-    """Letterbox a [0, 1] image onto a black size x size square without distortion.
+FITS = ("letterbox", "squash")  # how a picture of any shape becomes the square model input
+
+
+def to_model_input(image: np.ndarray, size: int, native: int | None = None, fit: str = "letterbox") -> np.ndarray:
+    """Bring a [0, 1] image to the model's size x size square input.
 
     Args:
         image: HxW float array in [0, 1].
@@ -68,14 +71,20 @@ def to_model_input(image: np.ndarray, size: int, native: int | None = None) -> n
         native: the resolution of the task's own images when it is lower than `size` (PneumoniaMNIST:
             28): the image is brought to native x native first, so every input carries the detail the
             model was trained on, and sharpness alone never tells a source apart.
+        fit: "letterbox" keeps the aspect ratio on a black square; "squash" stretches the image to the
+            square, for a task whose training images were squashed so (TaskSpec.fit).
     Returns:
         size x size float32 in [0, 1].
     """
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {', '.join(FITS)}, not {fit!r}")
     if native and native < size:
-        image = to_model_input(image, native)
+        image = to_model_input(image, native, fit=fit)
     h, w = image.shape
     if (h, w) == (size, size):
         return image.astype(np.float32, copy=False)
+    if fit == "squash":
+        return resize(image, size, size, Image.Resampling.LANCZOS, reducing_gap=3.0)
     scale = size / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     out = np.zeros((size, size), np.float32)

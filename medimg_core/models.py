@@ -10,6 +10,30 @@ import torch
 from torch import nn
 
 ARCHITECTURES = ("compact-cnn", "resnet18")
+INPUT_NORMS = ("none", "equalize")
+
+
+def equalize(x: torch.Tensor, bins: int = 256) -> torch.Tensor:
+    """Histogram-equalise each image of an N x 1 x S x S batch in [0, 1]: every pixel becomes the share of its
+    image's pixels darker than it (mid-rank of its grey level), so exposure and processing curves drop out."""
+    n = x.shape[0]
+    levels = (x.reshape(n, -1).clamp(0, 1) * (bins - 1)).round().long()
+    counts = torch.zeros(n, bins, device=x.device).scatter_add_(1, levels, torch.ones_like(levels, dtype=torch.float32))
+    below = counts.cumsum(1) - counts / 2  # pixels darker than a level, plus half of those at it
+    return (below.gather(1, levels) / levels.shape[1]).reshape(x.shape).to(x.dtype)
+
+
+class InputNorm(nn.Module):
+    """The model's first step: the input as is ("none"), or histogram-equalised ("equalize")."""
+
+    def __init__(self, method: str = "none"):
+        super().__init__()
+        if method not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, not {method!r}")
+        self.method = method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return equalize(x) if self.method == "equalize" else x
 
 
 def _conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -24,8 +48,9 @@ class CompactCNN(nn.Module):
 
     cam_layer = "block3"
 
-    def __init__(self, num_classes: int, width: int = 16, dropout: float = 0.2):
+    def __init__(self, num_classes: int, width: int = 16, dropout: float = 0.2, input_norm: str = "none"):
         super().__init__()
+        self.input_norm = InputNorm(input_norm)
         w = width
         self.block1 = nn.Sequential(_conv_bn(1, w), nn.MaxPool2d(2))
         self.block2 = nn.Sequential(_conv_bn(w, 2 * w), _conv_bn(2 * w, 2 * w), nn.MaxPool2d(2))
@@ -37,7 +62,7 @@ class CompactCNN(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features, N x 8*width."""
-        x = (x - 0.5) / 0.25
+        x = (self.input_norm(x) - 0.5) / 0.25
         return self.pool(self.block4(self.block3(self.block2(self.block1(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,10 +75,11 @@ class ResNet18(nn.Module):
 
     cam_layer = "net.layer3"
 
-    def __init__(self, num_classes: int, width: int = 64, dropout: float = 0.0):
+    def __init__(self, num_classes: int, width: int = 64, dropout: float = 0.0, input_norm: str = "none"):
         super().__init__()
         from torchvision.models import resnet18
 
+        self.input_norm = InputNorm(input_norm)
         if not 8 <= width <= 64:
             raise ValueError(f"resnet18 takes a width between 8 and 64, not {width}")
         self.net = resnet18(num_classes=num_classes)
@@ -66,7 +92,7 @@ class ResNet18(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features, N x 8*width."""
-        return self.net((x - 0.5) / 0.25)
+        return self.net((self.input_norm(x) - 0.5) / 0.25)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x)))
@@ -124,18 +150,20 @@ class Ensemble(nn.Module):
 
 
 def build_model(architecture: str, num_classes: int, width: int = 16, dropout: float = 0.2,
-                reject: bool = False, members: int = 1) -> nn.Module:
+                reject: bool = False, members: int = 1, input_norm: str = "none") -> nn.Module:
     """Build an untrained model by name (see ARCHITECTURES); `members` > 1 builds an Ensemble of them.
 
-    With `reject`, the head has one more output after the classes: 'other', for images of other kinds.
+    With `reject`, the head has one more output after the classes: 'other', for images of other kinds;
+    input_norm: what the model does to every input first (INPUT_NORMS).
     """
     if members > 1:
-        return Ensemble([build_model(architecture, num_classes, width, dropout, reject) for _ in range(members)])
+        return Ensemble([build_model(architecture, num_classes, width, dropout, reject, input_norm=input_norm)
+                         for _ in range(members)])
     outputs = num_classes + int(reject)
     if architecture == "compact-cnn":
-        return CompactCNN(outputs, width, dropout)
+        return CompactCNN(outputs, width, dropout, input_norm)
     if architecture == "resnet18":
-        return ResNet18(outputs, width, dropout)
+        return ResNet18(outputs, width, dropout, input_norm)
     raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 

@@ -62,11 +62,12 @@ class Classifier:
         return self.model.head.out_features == len(self.classes) + 1
 
     def model_view(self, image: np.ndarray) -> np.ndarray:
-        """What the model sees of a [0, 1] image: S x S, letterboxed (through the task's native resolution)."""
-        return to_model_input(image, self.spec.image_size, self.spec.native_size)
+        """What the model sees of a [0, 1] image: S x S, letterboxed or squashed as its task says (TaskSpec.fit),
+        through the task's native resolution."""
+        return to_model_input(image, self.spec.image_size, self.spec.native_size, self.spec.fit)
 
     def input_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
-        """[0, 1] images of any size -> N x 1 x S x S model input (letterboxed)."""
+        """[0, 1] images of any size -> N x 1 x S x S model input (see model_view)."""
         return torch.from_numpy(np.stack([self.model_view(im) for im in images]))[:, None]
 
     @property

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import (Dataset, DataError, dataset_path, duplicate_groups, fingerprint, load_dataset, read_source,
-                   split_train_val, subset_positions)
-from .duplicates import near_duplicate_groups
+from .acquisition import atypical_split
+from .data import Dataset, DataError, dataset_path, fingerprint, load_dataset, read_source
 from .folders import SourceImages
+from .splits import own_folds, patient_ids, split_groups, split_train_val, subset_positions
 from .tasks import DataSource, TaskSpec, get_source
 
 
@@ -87,11 +87,11 @@ def source_images(source: DataSource, spec: TaskSpec, paths: dict | None, genera
     if source.kind == "generated":
         from .synthetic import synthetic_source
 
-        return synthetic_source(spec.image_size, generated, native=spec.native_size)
+        return synthetic_source(spec.image_size, generated, native=spec.native_size, fit=spec.fit)
     path = source_path(source, paths)
     if path is None:
         return None
-    return read_source(path, spec.image_size, source.name, source.image_kind, native=spec.native_size)
+    return read_source(path, spec.image_size, source.name, source.image_kind, native=spec.native_size, fit=spec.fit)
 
 
 def _cap_foreign(keep: np.ndarray, labels: np.ndarray, origins: np.ndarray, other: int, cap: int,
@@ -137,38 +137,32 @@ def dataset_folds(ds: Dataset, own: str, n_folds: int = 5, seed: int = 0) -> lis
     return [sorted(np.unique(ds.origin[others][test]).tolist()) for _, test in splits]
 
 
-def own_folds(ds: Dataset, n_folds: int, seed: int, max_distance: int | None = None) -> list[np.ndarray]:
-    """Positions in ds (a task's own images) of each of n stratified folds over its train+val images.
-
-    scikit-learn's StratifiedGroupKFold with duplicates as groups (exact ones, or with max_distance
-    near-duplicates as `split_train_val` groups them), so no image has a copy on the other side; an
-    official test split stays out of every fold.
-    """
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    pool = np.flatnonzero(ds.split != "test")
-    images = ds.images[pool]
-    groups = duplicate_groups(images) if max_distance is None else near_duplicate_groups(images, max_distance)
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    return [pool[np.sort(test)] for _, test in splitter.split(pool, ds.labels[pool], groups)]
-
-
 def pool_split(ds: Dataset, own: str, max_per_class: int | None, val_fraction: float, seed: int,
                held_out: Collection[str] = (), own_fold: tuple[int, int] | None = None,
-               max_distance: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               max_distance: int | None = None, spec: TaskSpec | None = None,
+               strategy: str = "random") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(kept, train, validation) positions in ds of a multi-source run.
 
     The task's own images are limited to max_per_class per class and split as `split_train_val`
     does, or, with own_fold = (fold, n_folds), into that fold of `own_folds` (validation) and the rest
     of train+val (training); images of other datasets train, except those of the held-out datasets,
-    which validate. max_distance: keep near-duplicates of the own images (pHash bits) on one side, not only exact ones.
+    which validate. max_distance: keep near-duplicates of the own images (pHash bits) on one side, not only exact ones;
+    spec: a task whose file names carry the patient (TaskSpec.patient_pattern) keeps each patient on one side;
+    strategy "atypical": the own validation images are the least typical patients by acquisition traits
+    (`acquisition.atypical_split`), not a random draw.
     """
-    mine = np.flatnonzero(ds.origin == own)
+    mine = np.flatnonzero((ds.origin == own) & (ds.split != "test"))  # an official test split never trains
     mine = mine[subset_positions(ds.labels[mine], max_per_class, seed)]
-    if own_fold is None:
-        own_train, own_val = split_train_val(ds.subset(mine), val_fraction, seed, max_distance)
+    mine_ds = ds.subset(mine)
+    patients = patient_ids(mine_ds.files, spec) if spec is not None and spec.patient_pattern else None
+    patients = patients if patients is not None and (patients != "").any() else None  # names without patients
+    if own_fold is None and strategy == "atypical":
+        groups = split_groups(mine_ds.images, max_distance, patients)
+        own_train, own_val = atypical_split(mine_ds.images, mine_ds.labels, groups, val_fraction, len(ds.classes))
+    elif own_fold is None:
+        own_train, own_val = split_train_val(mine_ds, val_fraction, seed, max_distance, patients)
     else:
-        folds = own_folds(ds.subset(mine), own_fold[1], seed, max_distance)
+        folds = own_folds(mine_ds, own_fold[1], seed, max_distance, patients)
         own_val = folds[own_fold[0]]
         own_train = np.sort(np.concatenate([f for i, f in enumerate(folds) if i != own_fold[0]]))
     others = np.flatnonzero(ds.origin != own)

@@ -49,9 +49,10 @@ def synthetic_pictures(n: int, seed: int = 0, size: int = 96) -> list[np.ndarray
     return [synthetic_picture(KINDS[i % len(KINDS)], rng, size) for i in range(n)]
 
 
-def synthetic_source(size: int, n: int = 600, seed: int = TRAINING_SEED, native: int | None = None) -> SourceImages:
+def synthetic_source(size: int, n: int = 600, seed: int = TRAINING_SEED, native: int | None = None,
+                     fit: str = "letterbox") -> SourceImages:
     """The 'synthetic' foreign source: n pictures at the model's input, as a dataset of its own."""
-    images = np.stack([to_uint8(to_model_input(im, size, native)) for im in synthetic_pictures(n, seed)])
+    images = np.stack([to_uint8(to_model_input(im, size, native, fit)) for im in synthetic_pictures(n, seed)])
     names = [f"synthetic/{KINDS[i % len(KINDS)].replace(' ', '-')}/{i}.png" for i in range(n)]
     kinds = np.array([KINDS[i % len(KINDS)] for i in range(n)])
     return SourceImages(images, np.full(n, "other"), names, np.full(n, "synthetic"), kinds, np.full(n, "", "<U5"), [])

@@ -64,7 +64,15 @@ class TaskSpec:
     # new training runs keep images whose pHashes differ in at most this many of 64 bits on one side of the
     # validation split (duplicates.py); None: exact duplicates only. Checkpoints saved before it existed read None.
     near_duplicate_distance: int | None = None
+    fit: str = "letterbox"  # how an image becomes the square input: "letterbox" (black bars) or "squash" (see imaging.FITS)
+    patient_pattern: str = ""  # regex on a file's name whose groups name its patient: a patient stays on one side of splits
+    min_sensitivity: float | None = None  # two-class screening tasks: the operating point keeps at least this sensitivity
     extra: dict = field(default_factory=dict)
+
+    def patient(self, file: str) -> str:
+        """The patient a file's name names (via patient_pattern), or "" when the task or the name has none."""
+        found = re.search(self.patient_pattern, file.rsplit("/", 1)[-1]) if self.patient_pattern else None
+        return "-".join(g for g in found.groups() if g) if found else ""
 
     def facts(self, class_name: str) -> ClassFacts:
         """What a class's images are: its own facts, else the task's modality and body part."""
@@ -151,6 +159,21 @@ BRAIN_TUMOR_MRI = DataSource(
     image_kind="brain MRI",
 )
 
+CHEST_XRAY = DataSource(
+    filename="chest-xray-pneumonia-224.tar.gz",
+    kind="image-folders",
+    homepage="https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia",
+    licence="CC BY 4.0 (Kermany et al., Cell 2018)",
+    how_to_get=(
+        "The paediatric chest X-rays (Kermany et al. 2018) need a Kaggle account: download "
+        "'paultimothymooney/chest-xray-pneumonia' from Kaggle, then run "
+        "`medimg download pneumonia --from PATH` with the zip or the unpacked chest_xray folder "
+        "(train/, val/, test/ with NORMAL/ and PNEUMONIA/ inside)."
+    ),
+    name="chest-xray-pneumonia",
+    image_kind="CXR",
+)
+
 SCAN_KINDS = DataSource(
     filename="scan-kinds.tar.gz",
     kind="image-folders",
@@ -167,7 +190,8 @@ SCAN_KINDS = DataSource(
 SYNTHETIC = DataSource(filename="", kind="generated", name="synthetic", image_kind="synthetic picture",
                        licence="generated in code (medimg_core/synthetic.py)")
 
-SOURCES: dict[str, DataSource] = {s.name: s for s in (MEDNIST, PNEUMONIAMNIST, BRAIN_TUMOR_MRI, SCAN_KINDS, SYNTHETIC)}
+SOURCES: dict[str, DataSource] = {s.name: s for s in (MEDNIST, PNEUMONIAMNIST, CHEST_XRAY, BRAIN_TUMOR_MRI, SCAN_KINDS,
+                                                     SYNTHETIC)}
 OTHER = "other"  # the label of foreign images: the rejection output of a task's model, and a folder name in evaluate
 
 BUILTIN_TASKS: dict[str, TaskSpec] = {
@@ -194,12 +218,15 @@ BUILTIN_TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="pneumonia",
-            title="Pneumonia on paediatric chest X-rays (PneumoniaMNIST)",
+            title="Pneumonia on paediatric chest X-rays",
             classes=("normal", "pneumonia"),
-            image_size=64,
-            native_size=28,
-            source=PNEUMONIAMNIST,
+            image_size=128,
+            source=CHEST_XRAY,
             positive_class="pneumonia",
+            fit="squash",  # the training copy was squashed to a square; a user's X-ray is brought to the same shape
+            # personN_bacteria_M / personN_virus_M: patient N; IM-XXXX-YYYY and NORMAL2-IM-XXXX-YYYY: patient XXXX
+            patient_pattern=r"^(person)(\d+)_|(?:^|-)(IM)-(\d+)-",
+            min_sensitivity=0.95,  # triage: miss at most 1 pneumonia in 20
             kinds=("CXR",),
             foreign=("mednist", "scan-kinds", "brain-tumor-mri", "synthetic"),
             modality="X-ray",

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from medimg_core import get_task
-from medimg_core.data import (DataError, dataset_path, download, duplicate_groups, load_dataset, md5_file,
-                              split_train_val, stratified_sample)
+from medimg_core.data import DataError, dataset_path, download, load_dataset, md5_file
+from medimg_core.duplicates import duplicate_groups
+from medimg_core.splits import split_train_val, stratified_sample
 from medimg_core.tasks import TASKS
 from tests.imagegen import make_class_folders
 

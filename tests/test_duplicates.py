@@ -9,7 +9,8 @@ from PIL import Image
 
 from medimg_core import get_task
 from medimg_core.cli import main
-from medimg_core.data import Dataset, fingerprint, split_train_val
+from medimg_core.data import Dataset, fingerprint
+from medimg_core.splits import split_train_val
 from medimg_core.duplicates import (find_duplicates, hamming, near_duplicate_groups, near_pairs, official_parts,
                                     perceptual_hashes)
 

@@ -13,7 +13,7 @@ from medimg_core import get_task, load_classifier
 from medimg_core.cli import main
 from medimg_core.data import Dataset
 from medimg_core.models import Ensemble
-from medimg_core.sources import own_folds
+from medimg_core.splits import own_folds
 
 PNEUMONIA = get_task("pneumonia")
 MODELS_PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "models.py")

@@ -7,7 +7,8 @@ import torch
 
 from medimg_core import get_task
 from medimg_core.checkpoint import ASSETS_DIR
-from medimg_core.data import load_dataset, stratified_sample
+from medimg_core.data import load_dataset
+from medimg_core.splits import stratified_sample
 from medimg_core.evaluation import compute_metrics
 from medimg_core.predict import load_classifier
 
@@ -57,7 +58,7 @@ def test_noise_is_flagged_as_out_of_distribution(shipped):
 def test_each_member_of_the_shipped_pneumonia_ensemble_on_images_it_never_trained_on():
     """The shipped pneumonia model is its 5 fold models: member f never trained on fold f of train+val."""
     from medimg_core.crossval import calibrated
-    from medimg_core.sources import own_folds
+    from medimg_core.splits import own_folds
     from tests.conftest import shared_file
 
     path = ASSETS_DIR / "pneumonia.pt"
