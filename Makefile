@@ -6,7 +6,7 @@ PORT ?= 8501
 # the app uses $MEDIMG_DATA_DIR or its default download folder (~/.cache/medimg).
 TEST_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup setup-dev browser app test
+.PHONY: setup setup-dev browser app test docs
 
 # The requirements, then this project itself, editable and without its (already installed) dependencies:
 # that puts the `medimg` command into $(VENV)/bin and lets it find the shipped models in assets/.
@@ -33,3 +33,8 @@ app: setup
 
 test: setup-dev
 	MEDIMG_DATA_DIR="$${MEDIMG_DATA_DIR:-$(TEST_DATA)}" $(PY) -m pytest
+
+# The documentation site (mkdocs.yml, docs/) on http://127.0.0.1:$(DOCS_PORT), rebuilt on every change.
+DOCS_PORT ?= 8000
+docs: $(VENV)/.installed-dev
+	$(PY) -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)

@@ -1,11 +1,12 @@
-"""Every command the README shows works as written after the quick start (`make app` / `make test`).
+"""Every command the README and the documentation site show works as written after the quick start.
 
-Each line of the README's ```bash blocks is checked without running it: its program is one that
-setup provides, `medimg` sub-commands and flags are accepted by the real parser
-(`medimg_core.cli.get_args_parser`), `python -m` modules exist and take the flags given, `make`
-targets exist. The cheap ones (`medimg info`, `--help`) are run as written, in the checkout, with
-the venv's bin folder first on PATH as `source .venv/bin/activate` puts it. Not for: what the
-commands compute (their own tests do that).
+Each line of the ```bash blocks of README.md and of every page under docs/ is checked without running
+it: its program is one that setup provides, `medimg` sub-commands and flags are accepted by the real
+parser (`medimg_core.cli.get_args_parser`), `python -m` modules exist and take the flags given, `make`
+targets exist, `mkdocs` sub-commands take the flags given. The cheap ones (`medimg info`, `--help`,
+`medimg predict` on shipped files) are run as written, in the checkout, with the venv's bin folder
+first on PATH as `source .venv/bin/activate` puts it. Not for: what the commands compute (their own
+tests do that), or building the site (tests/test_docs_site.py).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from medimg_core.tasks import TASKS, task_from_json
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOC_PAGES = sorted((ROOT / "docs").rglob("*.md"))  # the documentation site's hand-written pages
 BIN = Path(sysconfig.get_path("scripts"))  # the venv's bin folder: `make test` runs .venv/bin/python
 SHIPPED_TASKS = sorted(p.stem for p in (ROOT / "assets" / "models").glob("*.pt"))
 EXAMPLES = ROOT / "assets" / "examples"
@@ -36,7 +38,7 @@ SETUP_HINT = "run `make setup` (it installs the project: pip install -e . --no-d
 
 
 def fenced_blocks(text: str, language: str) -> list[str]:
-    """The contents of the README's ```<language> blocks."""
+    """The contents of a Markdown page's ```<language> blocks."""
     return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.M | re.S)
 
 
@@ -52,7 +54,7 @@ def bash_commands(text: str) -> list[str]:
 
 
 def inline_commands(text: str) -> list[str]:
-    """The code spans in the README's prose that are commands (`medimg ...`, `python -m ...`)."""
+    """The code spans in a page's prose that are commands (`medimg ...`, `python -m ...`)."""
     prose = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
     spans = re.findall(r"`([^`\n]+)`", prose)
     return [s for s in spans if re.match(r"(\w+=\S+ )*(medimg|python -m) ", s)]
@@ -73,8 +75,27 @@ def command_id(command: str) -> str:
     return " ".join(words(command)[1])
 
 
+def page_name(path: Path) -> str:
+    """A page as the reader finds it: README.md, docs/guide/predict.md."""
+    return str(path.relative_to(ROOT))
+
+
 TEXT = README.read_text()
+PAGES = {page_name(path): path.read_text() for path in [README, *DOC_PAGES]}
 COMMANDS = bash_commands(TEXT)
+PAGE_COMMANDS = [(page, command) for page, text in PAGES.items() for command in bash_commands(text)]
+
+
+def page_command_id(page_command: tuple[str, str]) -> str:
+    """The test id of a page's command: the page, then the command's assignments and words."""
+    page, command = page_command
+    env, _ = words(command)
+    return f"{page}: " + " ".join([*(f"{k}={v}" for k, v in env.items()), command_id(command)])
+
+
+def distinct(commands: list[str]) -> list[str]:
+    """The commands without repeats (the same words shown on several pages, with other comments, run once)."""
+    return list({command_id(c): c for c in commands}.values())
 
 
 def run_env() -> dict[str, str]:
@@ -104,8 +125,9 @@ def medimg_script() -> Path:
 
 @pytest.fixture
 def readme_tasks(tmp_path, monkeypatch):
-    """The user tasks the README defines (its ```json blocks with classes), registered as the CLI would."""
-    for i, block in enumerate(fenced_blocks(TEXT, "json")):
+    """The user tasks the README and the docs define (```json blocks with classes), registered as the CLI would."""
+    blocks = [block for text in PAGES.values() for block in fenced_blocks(text, "json")]
+    for i, block in enumerate(blocks):
         definition = json.loads(block)
         if isinstance(definition, dict) and "classes" in definition:
             path = tmp_path / f"task{i}.json"
@@ -124,8 +146,15 @@ def test_readme_shows_the_cli():
     assert ("medimg", "info") in shown and ("medimg", "predict") in shown, COMMANDS
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=command_id)
-def test_command_is_accepted(command, readme_tasks):
+def test_docs_pages_show_commands():
+    """The site's pages are found and carry commands, so the checks below cover them (not an empty list)."""
+    assert DOC_PAGES, f"no documentation pages under {ROOT / 'docs'}"
+    assert len(PAGE_COMMANDS) > len(COMMANDS), "no page under docs/ has a ```bash block"
+
+
+@pytest.mark.parametrize("page_command", PAGE_COMMANDS, ids=page_command_id)
+def test_command_is_accepted(page_command, readme_tasks):
+    page, command = page_command
     env, argv = words(command)
     program, args = argv[0], argv[1:]
     if program == "make":
@@ -133,28 +162,39 @@ def test_command_is_accepted(command, readme_tasks):
         targets = [a for a in args if "=" not in a]
         makefile = (ROOT / "Makefile").read_text()
         for target in targets:  # a rule, not just a file of that name (`make tests` would pass on tests/)
-            assert re.search(rf"^{re.escape(target)}\s*:", makefile, flags=re.M), f"`{command}`: no rule {target} in the Makefile"
+            assert re.search(rf"^{re.escape(target)}\s*:", makefile, flags=re.M), (
+                f"{page}: `{command}`: no rule {target} in the Makefile")
         done = run(["make", "-n", *args, *(f"{k}={v}" for k, v in env.items())], timeout=60)
-        assert done.returncode == 0, f"`{command}`: make -n says {done.stderr.strip()}"
+        assert done.returncode == 0, f"{page}: `{command}`: make -n says {done.stderr.strip()}"
     elif program == "medimg":
         parser = get_args_parser("medimg")
         try:
             parser.parse_args(args)
         except SystemExit as stop:
-            pytest.fail(f"`{command}` is refused by the medimg parser (exit {stop.code}); see the usage above")
+            if stop.code != 0:  # 0: --help, printed and accepted
+                pytest.fail(f"{page}: `{command}` is refused by the medimg parser (exit {stop.code}); "
+                            "see the usage above")
     elif program == "python":
-        assert args[:1] == ["-m"], f"`{command}`: only `python -m <module>` lines are expected"
+        assert args[:1] == ["-m"], f"{page}: `{command}`: only `python -m <module>` lines are expected"
         module = args[1]
-        assert importlib.util.find_spec(module) is not None, f"`{command}`: no module {module}"
+        assert importlib.util.find_spec(module) is not None, f"{page}: `{command}`: no module {module}"
         # --help after the README's flags: the module's own parser reads them (a bad choice is an
         # error) and stops before doing any work; its help must name every flag the README gives.
         done = run(["python", "-m", module, *args[2:], "--help"], timeout=120)
-        assert done.returncode == 0, f"`{command} --help` failed:\n{done.stderr[-2000:]}"
+        assert done.returncode == 0, f"{page}: `{command} --help` failed:\n{done.stderr[-2000:]}"
         unknown = [a for a in args[2:] if a.startswith("-") and a.split("=")[0] not in done.stdout]
-        assert not unknown, f"`{command}`: {module} has no option {', '.join(unknown)}"
+        assert not unknown, f"{page}: `{command}`: {module} has no option {', '.join(unknown)}"
+    elif program == "mkdocs":
+        script = BIN / "mkdocs"
+        if not script.is_file():
+            pytest.skip(f"mkdocs is not installed in {sys.prefix}: run `make setup-dev` (requirements-dev.txt)")
+        done = run([str(script), *args, "--help"], timeout=60)
+        assert done.returncode == 0, f"{page}: `{command} --help` failed:\n{done.stderr[-2000:]}"
+        unknown = [a for a in args if a.startswith("-") and a.split("=")[0] not in done.stdout]
+        assert not unknown, f"{page}: `{command}`: mkdocs {args[0]} has no option {', '.join(unknown)}"
     else:
-        pytest.fail(f"`{command}` runs {program!r}, which the quick start does not install; "
-                    "use medimg, python (the venv's) or make, or teach this test about it")
+        pytest.fail(f"{page}: `{command}` runs {program!r}, which the quick start does not install; "
+                    "use medimg, python (the venv's), make or mkdocs, or teach this test about it")
 
 
 def runs_as_written(command: str) -> bool:
@@ -173,7 +213,7 @@ def runs_as_written(command: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if runs_as_written(c)], ids=command_id)
+@pytest.mark.parametrize("command", distinct([c for _, c in PAGE_COMMANDS if runs_as_written(c)]), ids=command_id)
 def test_command_runs_as_written(command):
     medimg_script()
     done = run(command)
@@ -184,15 +224,16 @@ def test_command_runs_as_written(command):
                              flags=re.M | re.S), f"`medimg info` does not list the shipped {task} model:\n{done.stdout}"
 
 
-def test_inline_commands_name_real_commands():
+@pytest.mark.parametrize("page", list(PAGES))
+def test_inline_commands_name_real_commands(page):
     """Commands quoted in the prose (often with placeholders such as T or ...) name real sub-commands and modules."""
     wrong = []
-    for span in inline_commands(TEXT):
+    for span in inline_commands(PAGES[page]):
         _, argv = words(span)
         if argv[0] == "medimg" and argv[1] not in SUBCOMMANDS:
-            wrong.append(f"`{span}`: no sub-command {argv[1]!r}")
+            wrong.append(f"{page}: `{span}`: no sub-command {argv[1]!r}")
         if argv[0] == "python" and importlib.util.find_spec(argv[2]) is None:
-            wrong.append(f"`{span}`: no module {argv[2]!r}")
+            wrong.append(f"{page}: `{span}`: no module {argv[2]!r}")
     assert not wrong, "\n".join(wrong)
 
 
