@@ -60,7 +60,9 @@ def header_panel(header: DicomHeader | None, spec: TaskSpec, prediction: Predict
         st.markdown("**What the DICOM header says**")
         if prediction is not None:
             check = check_header(header, spec, prediction)
-            if check.agrees is False:
+            if prediction.label is None and prediction.decided_by != "pixels":
+                st.caption("What this header says took part in the verdict above (see why there).")
+            elif check.agrees is False:
                 st.warning(escape(check.note), icon=":material/report:")
             elif check.note:
                 st.caption(escape(check.note))

@@ -58,9 +58,9 @@ def class_examples(clf, pool: Mapping[str, tuple[np.ndarray, Sequence[str]]],
         preds = clf.predict_batch([floats[i] for i in nearest])
         k = next((k for k, p in enumerate(preds) if p.label == name and p.in_distribution), 0)
         i, pred = int(nearest[k]), preds[k]
-        heat = clf.explain(floats[i], method=method, target=pred.label)
+        heat = clf.explain(floats[i], method=method, target=pred.closest)
         out.append(ClassExample(name, clf.spec.facts(name).modality, mean, len(images), floats[i], files[i],
-                                pred.label, pred.confidence, dict(pred.probabilities), heat, method))
+                                pred.closest, pred.confidence, dict(pred.probabilities), heat, method))
     return out
 
 

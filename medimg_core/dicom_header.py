@@ -30,9 +30,13 @@ MAX_TEXT = 64  # longest text kept from one element (the DICOM limit of a descri
 
 # DICOM modality codes -> the facts' words ("CT", "MRI", "X-ray") or another plain name; codes not here
 # (OT other, SC secondary capture, reports, ...) say nothing about the image and are not checked
+# (plain radiographs are "X-ray"; mammography, angiography, fluoroscopy and dental films are X-ray techniques of
+# their own, which no chest or hand X-ray class is)
 MODALITY_NAMES = {
     "CT": "CT", "MR": "MRI", "MRI": "MRI",
-    **dict.fromkeys(("CR", "DX", "DR", "RG", "XR", "XRAY", "RF", "XA", "MG", "PX", "IO", "DF"), "X-ray"),
+    **dict.fromkeys(("CR", "DX", "DR", "RG", "XR", "XRAY"), "X-ray"),
+    "MG": "mammography", "XA": "angiography", "RF": "fluoroscopy", "DF": "fluoroscopy", "PX": "dental X-ray",
+    "IO": "dental X-ray",
     "US": "ultrasound", "PT": "PET", "NM": "nuclear medicine", "OCT": "optical coherence tomography",
     "XC": "photograph", "OP": "eye photograph", "ES": "endoscopy", "SM": "microscope slide",
 }
@@ -57,6 +61,12 @@ BODY_PARTS: dict[str, tuple[str, ...]] = {
         "FOREARM", "HUMERUS", "FEMUR", "TIBIA", "EXTREMITY", "PROSTATE", "HEEL", "CLAVICLE", "SACRUM", "JAW")},
     **dict.fromkeys(("CSPINE", "TSPINE", "LSPINE", "LSSPINE", "SSPINE"), ("spine",)),
 }
+# the words of a study or series description that name a body part (a smaller, unambiguous part of BODY_PARTS:
+# descriptions are free text, "CT CHEST W CONTRAST", "Sag T1 KNEE", "CT ABD AND PELVIS")
+DESCRIPTION_TERMS = frozenset((
+    "CHEST", "THORAX", "LUNG", "LUNGS", "CARDIAC", "HEART", "ABDOMEN", "ABD", "LIVER", "KIDNEY", "KIDNEYS", "PANCREAS",
+    "PELVIS", "HEAD", "BRAIN", "SKULL", "HAND", "HANDS", "WRIST", "BREAST", "BREASTS", "MAMMA", "KNEE", "SPINE",
+    "CSPINE", "TSPINE", "LSPINE", "SHOULDER", "HIP", "ANKLE", "FOOT", "ELBOW", "NECK", "PROSTATE", "FEMUR"))
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,21 @@ class DicomHeader:
     def anatomy(self) -> frozenset[str]:
         """The body parts the header names, in the facts' words (empty when it names none we know)."""
         return body_parts(self.body_part or IMPLIED_PARTS.get(_letters(self.modality or ""), ""))
+
+    @property
+    def described_anatomy(self) -> frozenset[str]:
+        """The body parts the study and series descriptions name (DESCRIPTION_TERMS), in the facts' words."""
+        words = re.split(r"[^A-Za-z]+", f"{self.study_description or ''} {self.series_description or ''}".upper())
+        return frozenset(part for word in words if word in DESCRIPTION_TERMS for part in BODY_PARTS[word])
+
+    @property
+    def named_anatomy(self) -> tuple[frozenset[str], str]:
+        """The body parts the header names and where: BodyPartExamined (or what the modality implies), else the
+        study and series descriptions; (empty, "") when it names none we know."""
+        if self.anatomy:
+            return self.anatomy, "body part" if self.body_part and body_parts(self.body_part) else "modality"
+        described = self.described_anatomy
+        return (described, "description") if described else (frozenset(), "")
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (window: centre, width and where it comes from; 'image' = its own range)."""

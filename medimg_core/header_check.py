@@ -16,7 +16,7 @@ from .imaging import ImageSource
 from .tasks import ClassFacts, TaskSpec
 
 if TYPE_CHECKING:
-    from .predict import Prediction
+    from .prediction import Prediction
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ def check_header(header: DicomHeader, spec: TaskSpec, prediction: Prediction) ->
     if not says:
         return HeaderCheck(None)
     if not prediction.in_distribution:
+        if prediction.decided_by != "pixels" and prediction.reason:
+            return HeaderCheck(False, prediction.reason)  # the header itself ruled every class out (verdict.py)
         return HeaderCheck(None, unrecognised_note(header, spec, says))
     facts = spec.facts(prediction.label)
     compared = compare(header, facts)
@@ -54,9 +56,17 @@ def compare(header: DicomHeader, facts: ClassFacts) -> dict[str, bool]:
     out = {}
     if header.modality_name and facts.modality:
         out["modality"] = header.modality_name.lower() == facts.modality.lower()
-    if header.anatomy and facts.body_part:
-        out["body_part"] = facts.body_part.lower() in header.anatomy
+    parts, _ = header.named_anatomy
+    if parts and facts.body_part:
+        out["body_part"] = part_fits(facts.body_part, parts)
     return out
+
+
+def part_fits(body_part: str, named: frozenset[str]) -> bool:
+    """Whether a class's body part is among those a header names (an abdomen class also covers the pelvis, whose
+    slices an abdomen CT includes)."""
+    part = body_part.lower()
+    return part in named or (part == "abdomen" and "pelvis" in named)
 
 
 def unrecognised_note(header: DicomHeader, spec: TaskSpec, says: str) -> str:
@@ -74,11 +84,12 @@ def header_phrase(header: DicomHeader) -> str:
     """What the header says the image is, as the file writes it ("CT of the ABDOMEN"); "" when it names nothing
     we can compare (no known modality, no known body part)."""
     name = header.modality_name
-    part = header.body_part if header.body_part and header.anatomy else None
-    if name is None and not header.anatomy:
+    parts, where = header.named_anatomy
+    if name is None and not parts:
         return ""
-    if part is None and header.anatomy:  # implied by the modality (mammography: breast)
-        part = ", ".join(sorted(header.anatomy)).upper()
+    part = None
+    if parts:  # as the file writes it, else implied by the modality (mammography: breast) or named by a description
+        part = header.body_part if where == "body part" else ", ".join(sorted(parts)).upper()
     if name and part:
         return f"{name} of the {part}"
     return name or f"the body part is {part}"
@@ -96,7 +107,11 @@ def article(words: str) -> str:
 
 def header_report(source: ImageSource, spec: TaskSpec, prediction: Prediction) -> dict | None:
     """predict's `dicom` object for one file: its header fields with `agrees` and `note`; None if not a DICOM."""
-    header = read_dicom_header(source)
+    return header_dict(read_dicom_header(source), spec, prediction)
+
+
+def header_dict(header: DicomHeader | None, spec: TaskSpec, prediction: Prediction) -> dict | None:
+    """header_report for a header already read (None for a file that is not a DICOM)."""
     if header is None:
         return None
     check = check_header(header, spec, prediction)

@@ -18,6 +18,8 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .dicom_errors import element_sentence, malformed_element, pixel_data_problem
+
 MAX_BYTES = 64 * 1024 * 1024  # largest file we read
 MAX_PIXELS = 50_000_000  # largest decoded frame (e.g. 7000 x 7000)
 
@@ -108,6 +110,61 @@ def resize_square(image: np.ndarray, size: int, resample: Image.Resampling = Ima
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Quantise a [0, 1] image to uint8 (for display and compact storage)."""
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+ACCEPTED_ARRAYS = ("HxW or HxWxC (C = 1, 3 or 4) arrays of uint8 (0..255), uint16 (0..65535) or floats in [0, 1] "
+                   "(as read_image returns)")
+GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as Pillow's RGB -> L
+
+
+def as_unit_gray(array: np.ndarray) -> np.ndarray:
+    """Any picture array a caller may hold -> the HxW float32 in [0, 1] that read_image returns.
+
+    Args:
+        array: HxW or HxWxC (C = 1 gray, 3 RGB, 4 RGBA: composited onto black, as read_image does) of uint8
+            (0..255), uint16 (0..65535, full range) or float in [0, 1]. The same picture gives the same result
+            in each of these forms (np.asarray(Image.open(f)), its / 255 floats, its * 257 uint16).
+    Returns:
+        HxW float32 in [0, 1].
+    Raises:
+        ValueError: naming what the array is and what is accepted (bool, signed or 64-bit integers, floats
+            outside [0, 1], NaN, other shapes).
+    """
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
+        pass
+    elif array.ndim != 2:
+        raise ValueError(f"a picture array of shape {array.shape} is not accepted: give {ACCEPTED_ARRAYS}.")
+    if array.size == 0:
+        raise ValueError(f"the picture array of shape {array.shape} holds no pixels: give {ACCEPTED_ARRAYS}.")
+    if array.dtype == np.uint8 or array.dtype == np.uint16:
+        unit = array.astype(np.float32) / np.float32(np.iinfo(array.dtype).max)
+    elif array.dtype.kind == "f":
+        unit = _unit_floats(array)
+    else:
+        raise ValueError(f"a picture array of {array.dtype} values is not accepted: give {ACCEPTED_ARRAYS}.")
+    if unit.ndim == 2:
+        return unit
+    if unit.shape[-1] == 1:
+        return unit[..., 0]
+    gray = unit[..., :3] @ GRAY_WEIGHTS
+    if unit.shape[-1] == 4:
+        gray = gray * unit[..., 3]
+    return np.clip(gray, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _unit_floats(array: np.ndarray) -> np.ndarray:
+    """A float array as float32, checked to lie in [0, 1] (a rounding error's worth outside is clipped)."""
+    low, high = float(np.min(array)), float(np.max(array))
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"the picture array holds NaN or infinite values: give {ACCEPTED_ARRAYS}.")
+    if low < -1e-6 or high > 1 + 1e-6:
+        hint = " (divide 0..255 values by 255, or pass them as uint8)" if high > 1 and low >= 0 else ""
+        raise ValueError(f"float picture values must lie in [0, 1]; this array holds values from {low:g} to {high:g}"
+                         f"{hint}. Accepted: {ACCEPTED_ARRAYS}.")
+    if low < 0 or high > 1:
+        array = np.clip(array, 0.0, 1.0)
+    return array.astype(np.float32, copy=False)
 
 
 def sniff_format(data: bytes) -> str:
@@ -217,12 +274,11 @@ def _window(pixels: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) ->
 def _decode_dicom(data: bytes) -> np.ndarray:
     """DICOM -> [0, 1]: middle frame, rescale slope/intercept, window, MONOCHROME1 inverted."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=False)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as err:
-        raise ImageReadError(f"The DICOM file is damaged and cannot be read ({err}).") from err
+    except Exception as err:  # noqa: BLE001 - a damaged file raises many kinds (struct.error, EOFError, ...)
+        raise ImageReadError("The DICOM file is damaged or cut short in its header, so it cannot be read.") from err
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise ImageReadError("This DICOM file holds no image (no pixel data); it may be a report or a structured document.")
     try:
@@ -230,16 +286,20 @@ def _decode_dicom(data: bytes) -> np.ndarray:
     except ImageReadError:
         raise
     except Exception as err:  # pydicom parses element values lazily: a malformed one (e.g. IS '1A') fails on first use
-        raise ImageReadError(f"The DICOM file has a malformed element and cannot be read ({err}).") from err
+        raise ImageReadError(malformed_element(ds) or "The DICOM file has a malformed element, so its image cannot be "
+                             "read.") from err
 
 
 def _dicom_pixels(ds) -> np.ndarray:
     """A parsed DICOM dataset's middle frame, rescaled and windowed into [0, 1]."""
     from pydicom.pixels import apply_modality_lut, pixel_array
 
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    rows, cols = dicom_count(ds, "Rows", 0), dicom_count(ds, "Columns", 0)
+    if not rows or not cols:
+        raise ImageReadError("This DICOM file holds pixel data but does not say the image's size (its Rows and "
+                             "Columns elements are missing or zero), so its image cannot be read.")
     _check_pixels(cols, rows)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = dicom_count(ds, "NumberOfFrames", 1) or 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -249,7 +309,7 @@ def _dicom_pixels(ds) -> np.ndarray:
         name = getattr(syntax, "name", str(syntax))
         raise ImageReadError(f"This DICOM file is compressed with {name}, which cannot be decoded here.") from err
     except (ValueError, AttributeError, KeyError, TypeError, IndexError, OSError, EOFError) as err:
-        raise ImageReadError(f"The DICOM pixel data is damaged or incomplete ({err}).") from err
+        raise ImageReadError(malformed_element(ds) or pixel_data_problem(str(err))) from err
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # colour DICOM (already RGB)
         rgb = arr[..., :3].astype(np.float32)
         arr = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -261,6 +321,21 @@ def _dicom_pixels(ds) -> np.ndarray:
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         image = 1.0 - image
     return image
+
+
+def dicom_count(ds, keyword: str, default: int) -> int:
+    """A whole-number element of a DICOM dataset (Rows, NumberOfFrames ...), or default when it is absent.
+
+    Raises:
+        ImageReadError: naming the element, its tag and its value when the value is not a whole number.
+    """
+    elem = ds.data_element(keyword) if keyword in ds else None
+    if elem is None or elem.value in (None, ""):
+        return default
+    try:
+        return int(elem.value)
+    except (TypeError, ValueError):
+        raise ImageReadError(element_sentence(elem.tag, keyword, elem.value, "a whole number")) from None
 
 
 # window (centre, width) for a modality whose pixel values have a fixed meaning, when the file names none

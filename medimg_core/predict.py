@@ -1,7 +1,7 @@
 """The classifier object the app, the CLI and the tests share: predict and explain images."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -9,30 +9,13 @@ import numpy as np
 import torch
 
 from .checkpoint import default_model_path, load_checkpoint, read_card
-from .imaging import to_model_input
+from .dicom_header import DicomHeader
+from .imaging import as_unit_gray, to_model_input
 from .ood import RejectionRule
+from .picture_check import not_a_scan
+from .prediction import Prediction
 from .tasks import TaskSpec
-
-
-@dataclass
-class Prediction:
-    """One image's result: calibrated probabilities and the out-of-distribution flag.
-
-    probabilities are over the task's classes (given that the image is of the task's kind);
-    other_probability is the model's probability that it is of another kind (None for a model
-    without a rejection output); in_distribution is False when the image is not recognised.
-    """
-
-    label: str
-    confidence: float
-    probabilities: dict[str, float]
-    in_distribution: bool
-    ood_score: float
-    other_probability: float | None = None
-
-    def to_dict(self) -> dict:
-        """Plain JSON-ready dict."""
-        return asdict(self)
+from .verdict import Reading, decide
 
 
 class Classifier:
@@ -62,12 +45,16 @@ class Classifier:
         return self.model.head.out_features == len(self.classes) + 1
 
     def model_view(self, image: np.ndarray) -> np.ndarray:
-        """What the model sees of a [0, 1] image: S x S, letterboxed or squashed as its task says (TaskSpec.fit),
-        through the task's native resolution."""
-        return to_model_input(image, self.spec.image_size, self.spec.native_size, self.spec.fit)
+        """What the model sees of an image (any array `as_unit_gray` accepts): S x S, letterboxed or squashed as its
+        task says (TaskSpec.fit), through the task's native resolution."""
+        return self._view(as_unit_gray(image))
+
+    def _view(self, gray: np.ndarray) -> np.ndarray:
+        """model_view of an image already HxW float32 in [0, 1]."""
+        return to_model_input(gray, self.spec.image_size, self.spec.native_size, self.spec.fit)
 
     def input_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
-        """[0, 1] images of any size -> N x 1 x S x S model input (see model_view)."""
+        """Images of any size (any array `as_unit_gray` accepts) -> N x 1 x S x S model input (see model_view)."""
         return torch.from_numpy(np.stack([self.model_view(im) for im in images]))[:, None]
 
     @property
@@ -99,16 +86,27 @@ class Classifier:
             feats.append(f)
         return outputs(torch.cat(logits), torch.cat(feats), len(self.classes), self.temperature, self.ood)
 
-    def predict_batch(self, images: list[np.ndarray], tta: bool = False) -> list[Prediction]:
-        """Predict several read_image outputs at once (tta: see `infer`)."""
-        out = self.infer(self.input_tensor(images), tta=tta)
-        other = out.p_other if out.p_other is not None else [None] * len(out.probs)
-        return [self._prediction(p, s, o) for p, s, o in zip(out.probs, out.scores, other)]
+    def predict_batch(self, images: Sequence[np.ndarray], tta: bool = False,
+                      headers: Sequence[DicomHeader | None] | None = None) -> list[Prediction]:
+        """Predict several images at once: read_image outputs, or any array `as_unit_gray` accepts (HxW or HxWxC
+        uint8, uint16, or floats in [0, 1]; the same picture in any of these forms gets the same answer).
 
-    def predict(self, image: np.ndarray, tta: bool = False) -> Prediction:
-        """Predict one image as returned by read_image (HxW float32 in [0, 1]); tta=True also looks at its
-        left-right mirror and averages the two (see `infer`)."""
-        return self.predict_batch([image], tta=tta)[0]
+        tta: see `infer`. headers: each image's DICOM header (None for other files), which joins the pixels in
+        the verdict (verdict.py). A picture with no scan in it (picture_check) is not recognised by any task.
+        Raises ValueError, naming what is accepted, for any other array.
+        """
+        grays = [as_unit_gray(im) for im in images]
+        out = self.infer(torch.from_numpy(np.stack([self._view(g) for g in grays]))[:, None], tta=tta)
+        other = out.p_other if out.p_other is not None else [None] * len(out.probs)
+        headers = list(headers) if headers is not None else [None] * len(grays)
+        if len(headers) != len(grays):
+            raise ValueError(f"predict_batch got {len(grays)} images but {len(headers)} headers: give one per image")
+        return [self._prediction(p, s, o, g, h) for p, s, o, g, h in zip(out.probs, out.scores, other, grays, headers)]
+
+    def predict(self, image: np.ndarray, tta: bool = False, header: DicomHeader | None = None) -> Prediction:
+        """Predict one image (see predict_batch); tta=True also looks at its left-right mirror and averages the two
+        (see `infer`); header: its DICOM header, if any."""
+        return self.predict_batch([image], tta=tta, headers=[header])[0]
 
     def label_indices(self, probs: np.ndarray) -> np.ndarray:
         """Predicted class per row: argmax, or the operating threshold on the positive class."""
@@ -117,15 +115,26 @@ class Classifier:
             return np.where(probs[:, pos] >= self.operating_threshold, pos, 1 - pos)
         return probs.argmax(1)
 
-    def _prediction(self, probs: np.ndarray, score: float, p_other: float | None) -> Prediction:
-        idx = int(self.label_indices(probs[None])[0])
+    def _prediction(self, probs: np.ndarray, score: float, p_other: float | None, image: np.ndarray,
+                    header: DicomHeader | None) -> Prediction:
+        """One image's Prediction: the verdict of its picture, the model's reading and its header (verdict.decide)."""
+        closest = self.classes[int(self.label_indices(probs[None])[0])]
+        probabilities = {c: float(p) for c, p in zip(self.classes, probs)}
+        other = None if p_other is None else float(p_other)
+        reading = Reading(probabilities, closest, bool(score <= self.ood.threshold), other, not_a_scan(image))
+        verdict = decide(self.spec, reading, header)
         return Prediction(
-            label=self.classes[idx],
-            confidence=float(probs[idx]),
-            probabilities={c: float(p) for c, p in zip(self.classes, probs)},
-            in_distribution=bool(score <= self.ood.threshold),
+            label=verdict.label,
+            confidence=probabilities[verdict.label or closest],
+            probabilities=probabilities,
+            in_distribution=verdict.label is not None,
             ood_score=float(score),
-            other_probability=None if p_other is None else float(p_other),
+            other_probability=other,
+            closest=closest,
+            decided_by=verdict.decided_by,
+            reason=verdict.reason,
+            basis=verdict.basis,
+            threshold=self.operating_threshold if self.spec.positive_class else None,
         )
 
     def explain(self, image: np.ndarray, method: str = "Grad-CAM", target: str | None = None) -> np.ndarray:

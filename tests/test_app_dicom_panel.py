@@ -82,3 +82,22 @@ def test_an_agreeing_header_gets_a_caption_and_other_files_no_panel(scans):
     assert "| Body part examined | HAND |" in panel(at)
     at = open_with("hand.jpeg", scans["Hand"], "image/jpeg")
     assert not panel(at) and not any("header" in c.value for c in at.caption)
+
+
+@needs_model
+def test_a_header_that_rules_out_every_class_gives_no_label_and_the_page_says_it_decided(scans):
+    at = open_with("us.dcm", dicom_of(scans["Hand"], "US", {"BodyPartExamined": "HAND"}), "application/dicom")
+    assert "## Not recognised" in [m.value for m in at.markdown]
+    assert "Its DICOM header says ultrasound of the HAND; the modality model knows only CT, MRI and X-ray images." \
+        in at.warning[0].value
+    captions = [c.value for c in at.caption]
+    assert "Decided by the DICOM header: the image alone looks like a hand X-ray (100%)." in captions
+    assert "What this header says took part in the verdict above (see why there)." in captions
+
+
+@needs_model
+def test_the_card_says_what_decided(scans):
+    at = open_with("hand.dcm", dicom_of(scans["Hand"], "DX", {"BodyPartExamined": "HAND"}), "application/dicom")
+    assert "The image and its DICOM header (X-ray of the HAND) agree." in [c.value for c in at.caption]
+    at = open_with("hand.jpeg", scans["Hand"], "image/jpeg")
+    assert "Decided by the image alone." in [c.value for c in at.caption]

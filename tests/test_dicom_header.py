@@ -76,7 +76,7 @@ def test_missing_fields_are_none():
 
 
 @pytest.mark.parametrize("code,name", [("CT", "CT"), ("MR", "MRI"), ("CR", "X-ray"), ("DX", "X-ray"),
-                                       ("MG", "X-ray"), ("RG", "X-ray"), ("x-ray", "X-ray"), ("US", "ultrasound"),
+                                       ("MG", "mammography"), ("RG", "X-ray"), ("x-ray", "X-ray"), ("US", "ultrasound"),
                                        ("OT", None), ("SC", None), ("", None), (None, None)])
 def test_modality_codes_in_plain_words(code, name):
     assert modality_name(code) == name

@@ -49,7 +49,7 @@ def test_every_scan_type_agrees_with_a_header_written_from_its_own_facts(label):
     (header("CR", "CHEST"), "Hand", "The header says X-ray of the CHEST; the image looks like a hand X-ray."),
     (header("MR"), "ChestCT", "The header says MRI; the image looks like a chest CT."),
     (header("OT", "Head"), "AbdomenCT", "The header says the body part is Head; the image looks like an abdomen CT."),
-    (header("MG"), "CXR", "The header says X-ray of the BREAST; the image looks like a chest X-ray."),
+    (header("MG"), "CXR", "The header says mammography of the BREAST; the image looks like a chest X-ray."),
     (header("US", "ABDOMEN"), "AbdomenCT", "The header says ultrasound of the ABDOMEN; the image looks like an abdomen CT."),
 ])
 def test_disagreement_sentences(given, label, note):

@@ -39,7 +39,7 @@ def test_tta_averages_the_image_and_its_mirror(generated):
     for c in clf.classes:
         assert both.probabilities[c] == pytest.approx((plain.probabilities[c] + mirror.probabilities[c]) / 2, abs=1e-6)
     assert sum(both.probabilities.values()) == pytest.approx(1, abs=1e-5) and 0 <= min(both.probabilities.values())
-    assert both.label == max(both.probabilities, key=both.probabilities.get)
+    assert both.closest == max(both.probabilities, key=both.probabilities.get)
     # the rejection rule looks at the image as given, as it was calibrated
     assert (both.ood_score, both.in_distribution) == (plain.ood_score, plain.in_distribution)
 
@@ -49,7 +49,7 @@ def test_tta_changes_nothing_for_a_symmetric_image(generated):
     half = asymmetric()[:, :32]
     symmetric = np.concatenate([half, half[:, ::-1]], 1)
     plain, both = clf.predict(symmetric), clf.predict(symmetric, tta=True)
-    assert both.label == plain.label
+    assert both.closest == plain.closest
     assert both.probabilities == pytest.approx(plain.probabilities, abs=1e-6)
 
 
