@@ -6,7 +6,7 @@ PORT ?= 8501
 # the app uses $MEDIMG_DATA_DIR or its default download folder (~/.cache/medimg).
 TEST_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup setup-dev browser app test docs
+.PHONY: setup setup-dev browser app test docs wheel
 
 # The requirements, then this project itself, editable and without its (already installed) dependencies:
 # that puts the `medimg` command into $(VENV)/bin and lets it find the shipped models in assets/.
@@ -38,3 +38,8 @@ test: setup-dev
 DOCS_PORT ?= 8000
 docs: $(VENV)/.installed-dev
 	$(PY) -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+# A wheel that carries the shipped models, cards, embedding maps and examples as package data (pyproject.toml), so
+# `pip install .whl/medimg-*.whl` predicts and serves them without the checkout. Built in-tree (build/ is ignored).
+wheel: setup
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation --wheel-dir .whl .

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_curve
 
 from .data import Dataset
-from .evaluation import compute_metrics, expected_calibration_error
+from .fit import logits_and_features
+from .metrics import compute_metrics, expected_calibration_error, operating_point
 from .ood import MahalanobisOOD, RejectionRule
 from .predict import Classifier, outputs
 from .tasks import TaskSpec
@@ -37,7 +38,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
         return loss
 
     opt.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 20.0))
+    t = float(log_t.detach().exp())
+    return min(20.0, max(0.05, t)) if np.isfinite(t) else 1.0  # a tiny, separable split can send L-BFGS off to NaN
 
 
 def choose_threshold(pos_probs: np.ndarray, is_pos: np.ndarray, min_sensitivity: float | None = None) -> float:
@@ -65,8 +67,6 @@ def calibrate(model, spec: TaskSpec, ds: Dataset, train_idx: np.ndarray, val_idx
             threshold when `rejection` does not give them).
         rejection: {"temperature", "other_threshold", "distance_factor", "operating_threshold"}, any subset.
     """
-    from .training import logits_and_features
-
     rejection = rejection or {}
     k = spec.num_classes
     val_logits, val_feats = logits_and_features(model, ds.images[val_idx])
@@ -111,36 +111,9 @@ def calibration_sections(clf: Classifier, fitted: dict, ood_quantile: float) -> 
     }
     if clf.operating_threshold is not None:
         how = "pooled out-of-fold" if "operating_threshold" in chosen else "the validation split"
+        pos = clf.classes.index(clf.spec.positive_class)
         sections["operating_threshold"] = {"class": clf.spec.positive_class, "threshold": round(clf.operating_threshold, 5),
-                                           "chosen_by": f"{threshold_rule(clf.spec)} on {how}"}
+                                           "chosen_by": f"{threshold_rule(clf.spec)} on {how}",
+                                           "on_validation": operating_point(probs[:, pos], val_y == pos,
+                                                                            clf.operating_threshold)}
     return sections
-
-
-def recalibrate(path: Path, data_path: str | Path | None = None, command: str = "") -> dict:
-    """Refit temperature, OOD statistics and threshold of a trained checkpoint on its own split.
-
-    The split is rebuilt from the card's training config; the dataset must have the same
-    fingerprint as in training. Weights are unchanged; thresholds chosen by cross-validation
-    (the card's `rejection`) are kept. Returns the updated card.
-    """
-    import time
-
-    from .checkpoint import load_checkpoint, read_card
-    from .sources import own_origin
-    from .training import TrainConfig, save_classifier, training_data, training_split
-
-    model, spec, state = load_checkpoint(path)
-    card = read_card(path)
-    cfg = TrainConfig(**card["training"]["config"])
-    ds, _ = training_data(spec, cfg, data_path)
-    if ds.fingerprint != card["data"]["fingerprint"]:
-        raise ValueError(f"the dataset's fingerprint {ds.fingerprint} differs from the one {path} was trained on "
-                         f"({card['data']['fingerprint']}); recalibrate on the same data")
-    _, train_idx, val_idx = training_split(ds, spec, cfg)
-    own_val = val_idx[ds.origin[val_idx] == own_origin(spec)]
-    clf, fitted = calibrate(model, spec, ds, train_idx, own_val, cfg.ood_quantile, card.get("rejection"))
-    card.update(calibration_sections(clf, fitted, cfg.ood_quantile))
-    card["training"]["recalibrated"] = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    clf.card = card
-    save_classifier(clf, Path(path), state["model_args"])
-    return card

@@ -14,13 +14,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .shipped import assets_root
 from .tasks import TaskSpec
 
 if TYPE_CHECKING:
     from torch import nn
 
 FORMAT_VERSION = 1
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
+ASSETS_DIR = assets_root() / "models"  # the checkout's assets/models, or the installed package's
 
 
 def models_dir() -> Path:
@@ -100,13 +101,17 @@ def read_card(model_path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def record_test(model_path: Path, result: dict, data: str, command: str) -> dict:
-    """Write an evaluation on data the model never saw into its card's 'test' section; returns the section."""
+def record_test(model_path: Path, result: dict, data: str, command: str, independence: str = "") -> dict:
+    """Write an evaluation on data the model never saw into its card's 'test' section; returns the section.
+
+    The caller checks that the data is independent of the training (overlap.training_overlap) and passes what the
+    check found as `independence`; the evaluated data's fingerprint comes with the result (`data_fingerprint`).
+    """
     import time
 
-    keep = ("n", "accuracy", "macro_f1", "auc", "ece", "per_class", "confusion_matrix", "ood_flag_rate")
+    keep = ("n", "accuracy", "macro_f1", "auc", "ece", "per_class", "confusion_matrix", "ood_flag_rate", "data_fingerprint")
     section = {"data": data, **{k: result[k] for k in keep if k in result}, "command": command,
-               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **({"independence": independence} if independence else {})}
     card = read_card(model_path)
     card["test"] = section
     write_card(model_path, card)

@@ -12,6 +12,7 @@ import os
 import tarfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def download(
         md5: checksum to enforce; defaults to the official one for the public URL. A local copy
             is checked only when md5 is given (the development copies differ from the public files).
     Raises:
-        DataError: no network, bad checksum, missing file, or a source that needs manual download.
+        DataError: no network, bad checksum, missing file, a source that needs manual download, or a file that
+            is not the dataset (archive_check.check_download); the data already there is then left as it was.
     """
     folder = folder or data_dir()
     data_source, name = source_of(spec), source_name(spec)
@@ -135,10 +137,22 @@ def download(
             _copy_local(Path(src).expanduser(), part, data_source, progress)
         if md5 and (actual := md5_file(part)) != md5:
             raise DataError(f"Checksum mismatch for {data_source.filename}: expected md5 {md5}, got {actual}. The file was not kept.")
+        check_new_data(part, data_source, spec, src, dest)
         os.replace(part, dest)  # atomic: a half-written file is never taken for complete
     finally:
         part.unlink(missing_ok=True)
     return dest
+
+
+def check_new_data(part: Path, data_source: DataSource, spec: TaskSpec | DataSource, given: str, dest: Path) -> None:
+    """Refuse a new file that is not the source's dataset (archive_check.check_download); the data there stays."""
+    from .archive_check import DownloadCheckError, check_download
+
+    try:
+        check_download(part, data_source, spec if isinstance(spec, TaskSpec) else None, given)
+    except DownloadCheckError as err:
+        kept = f"{dest} was not changed" if dest.is_file() else "nothing was written"
+        raise DataError(f"{err}. {kept}.") from None
 
 
 def _fetch_url(url: str, part: Path, progress: Progress | None, data_source: DataSource, name: str) -> None:
@@ -177,19 +191,26 @@ def _copy_local(src: Path, part: Path, data_source: DataSource, progress: Progre
 
 
 def _pack_as_tar(src: Path, part: Path, progress: Progress | None) -> None:
-    """Write the images of a folder or zip into a gzip tar with the same relative paths."""
-    try:
-        entries = list(iter_entries(src))
-    except FolderError as err:
-        raise DataError(str(err)) from None
-    with tarfile.open(part, "w:gz") as tar:
-        for i, (name, read) in enumerate(entries):
-            data = read()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-            if progress:
-                progress(i + 1, len(entries))
+    """Write the images of a folder or zip into a gzip tar with the same relative paths (one copy of a folder nested
+    in itself, as in Kaggle's chest X-ray zip; no __MACOSX or hidden files, see folders.is_entry)."""
+    from .archive_check import drop_nested_copies
+
+    try:  # two passes: the names first (a zip's readers only work while it is open, so nothing is held in memory)
+        keep = set(drop_nested_copies([name for name, _ in iter_entries(src)]))
+        done = 0
+        with tarfile.open(part, "w:gz") as tar:
+            for name, read in iter_entries(src):
+                if name not in keep:
+                    continue
+                done += 1
+                data = read()
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                if progress:
+                    progress(done, len(keep))
+    except (FolderError, zipfile.BadZipFile) as err:
+        raise DataError(f"{src} cannot be read as a folder or zip of images ({err})") from None
 
 
 def load_dataset(

@@ -29,13 +29,14 @@ import torch
 
 from .data import Dataset, cache_dir, fingerprint
 from .explore import SPLIT_NAMES, model_split, own_name, task_origin
+from .shipped import assets_root
 from .sources import own_origin
 from .tasks import OTHER
 
 EMBED_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: one dataset, no 'other' points (read with every point of the task's own)
 METHODS = ("pca", "tsne")
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "embeddings"
+ASSETS_DIR = assets_root() / "embeddings"  # the checkout's assets/embeddings, or the installed package's
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
 
 

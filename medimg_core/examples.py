@@ -14,9 +14,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .imaging import read_image, to_model_input, to_uint8
+from .shipped import assets_root
 from .tasks import TaskSpec
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
+EXAMPLES_DIR = assets_root() / "examples"  # the checkout's assets/examples, or the installed package's
 ATTRIBUTION = EXAMPLES_DIR / "README.md"  # source, licence and original file name of every shipped example
 Pool = dict[str, tuple[np.ndarray, list[str]]]  # class -> (N x S x S uint8 images, N file names)
 

@@ -2,7 +2,9 @@
 
 `search(base, space)` trains the base configuration and, one factor at a time, each other
 value in `space` (or every combination with `grid=True`), on the same split. The results
-are a table for the Models page (`assets/models/search/<task>.json`); weights are not kept.
+are a table for the Models page; weights are not kept. `medimg search` writes the record into a
+run folder (`runs/<task>/<date>-<time>-search/search.json`); `medimg ship` makes it the one the page
+reads (`search_path`, in the models folder).
 Search on a per-class subset (`max_per_class`) to keep it cheap, then train the chosen
 configuration on all the data with `train`.
 """
@@ -95,7 +97,7 @@ def search(base: TrainConfig, space: dict[str, list], data_path: str | Path | No
 
 
 def search_path(task: str) -> Path:
-    """Where a task's search record lives: <models_dir>/search/<task>.json."""
+    """Where a task's shipped search record lives (the Models page reads it): <models_dir>/search/<task>.json."""
     return models_dir() / "search" / f"{task}.json"
 
 

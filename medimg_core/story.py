@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tasks import TaskSpec
+from .tasks import SOURCES, TaskSpec
 
 DISCLAIMER = "A teaching and demo tool, not a diagnostic device."
 
@@ -53,12 +53,13 @@ STEPS: tuple[Step, ...] = (
     Step(
         key="data",
         title="The data",
-        headline="{images} public images from {source}, {n_classes} classes",
+        headline="{images} public images ({image_sources}), {n_classes} classes",
         points=(
             "Licence and origin: {licence}.",
-            "Every image is read, made grayscale and letterboxed to {input_size} pixels: the same code at "
+            "{other_sources}",
+            "Every image is read, made grayscale and {fit_words} to {input_size} pixels: the same code at "
             "training and at prediction time.",
-            "Split: {train} images for training, {validation} held out for validation.",
+            "Split: {split}.",
             "{duplicates} exact duplicate images found; each duplicate group stays on one side of the split.",
             "Images per class: from {smallest_count} ({smallest_class}) to {largest_count}.",
         ),
@@ -128,7 +129,7 @@ STEPS: tuple[Step, ...] = (
         title="Limitations and next steps",
         headline="High accuracy on a clean benchmark is not clinical performance",
         points=(
-            "Validation images come from the same collections as the training images: no external test set yet.",
+            "{independent_check}",
             "Images are shrunk to {input_size} pixels, and the classes differ in body part as well as scanner, "
             "which makes the task easier than real-world triage.",
             "It recognises the type of scan, not disease. " + DISCLAIMER,
@@ -241,13 +242,14 @@ def facts(card: Mapping, spec: TaskSpec, counts: Mapping[str, int] | None = None
     v, d, m, tr = section("validation"), section("data"), section("model"), section("training")
     ood, b = section("ood"), section("baseline")
     classes = tuple(card.get("classes") or spec.classes)
-    hardware = tr.get("hardware", "")  # e.g. "x86_64, 2 CPU cores, torch 2.x, no GPU": keep "2 CPU cores"
+    source = d.get("source", spec.source.filename)
     out = dict(
         question=spec.description or spec.title, title=card.get("title", spec.title), n_classes=str(len(classes)),
         class_list=", ".join(_class_label(spec, c) for c in classes),
-        source=d.get("source", spec.source.filename), licence=spec.source.licence,
+        source=source, licence=next((s.licence for s in SOURCES.values() if s.filename == source), spec.source.licence),
         architecture=m.get("architecture", spec.architecture), cam_layer=m.get("cam_layer", ""),
-        hardware=hardware.split(",")[1].strip() if hardware.count(",") >= 2 else hardware,
+        hardware=training_hardware(card), image_sources=_image_sources(d, source), other_sources=_other_sources(d),
+        fit_words=_fit_words(card, spec), split=_split_words(d), independent_check=independent_check(card),
         calibration=section("calibration").get("method", "").replace(" on validation", ""),
         ood_method=_short_ood(ood.get("method", "")), baseline_model=b.get("model", "").split(" (")[0],
         next_tasks="; ".join(t.title[:1].lower() + t.title[1:] for t in other_tasks),
@@ -276,6 +278,89 @@ def facts(card: Mapping, spec: TaskSpec, counts: Mapping[str, int] | None = None
         out.update(smallest_class=small, smallest_count=f"{counts[small]:,}", largest_class=large,
                    largest_count=f"{counts[large]:,}")
     return out
+
+
+def training_hardware(card: Mapping) -> str:
+    """Where a model trained, from its card: 'one NVIDIA H200 GPU' or '2 CPU cores' ('' when the card does not say)."""
+    tr = card.get("training") or {}
+    parts = [p.strip() for p in (tr.get("hardware") or "").split(",") if p.strip()]
+    if tr.get("device") == "cuda":
+        gpu = parts[-1] if len(parts) >= 4 and not parts[-1].startswith(("torch", "trained")) else ""
+        return f"one {gpu} GPU" if gpu else "a GPU"
+    return next((p for p in parts if p.endswith("CPU cores")), ", ".join(parts))
+
+
+def _own_counts(d: Mapping) -> tuple[int, dict]:
+    """(images of the task's own dataset, {other dataset: {label: images}}) from the card's data section.
+
+    The own dataset is the first of `sources` (a pool puts the task's own images first)."""
+    own = sum(v for v in (d.get("train"), d.get("validation")) if isinstance(v, int))
+    others: dict[str, dict[str, int]] = {}
+    for origin, parts in list((d.get("sources") or {}).items())[1:]:
+        for counts in parts.values():
+            for label, n in counts.items():
+                others.setdefault(origin, {})[label] = others.get(origin, {}).get(label, 0) + n
+    return own, others
+
+
+def _image_sources(d: Mapping, source: str) -> str:
+    """'53,059 from MedNIST.tar.gz and 1,563 from 56 other datasets' (or 'all from <source>')."""
+    own, others = _own_counts(d)
+    rest = d.get("images", own) - own if isinstance(d.get("images"), int) else 0
+    if not own or rest <= 0:
+        return f"all from {source}"
+    return f"{own:,} from {source} and {rest:,} from {len(others)} other datasets"
+
+
+def _other_sources(d: Mapping) -> str:
+    """What the other datasets add: scans of the task's kinds, and images of other kinds it learns to flag ('' if none)."""
+    _, others = _own_counts(d)
+    same = {o: sum(n for lab, n in c.items() if lab != "other") for o, c in others.items()}
+    other = {o: c.get("other", 0) for o, c in others.items()}
+    parts = []
+    if sum(same.values()):
+        parts.append(f"{sum(same.values()):,} scans of its kinds from {sum(1 for n in same.values() if n)} other datasets")
+    if sum(other.values()):
+        parts.append(f"{sum(other.values()):,} images of other kinds from {sum(1 for n in other.values() if n)} "
+                     "datasets, which it learns to flag as not recognised")
+    return ("Besides its own dataset: " + " and ".join(parts) + ".") if parts else ""
+
+
+def _split_words(d: Mapping) -> str:
+    """The card's split: 'N images for training, M held out for validation', or its own words (cross-validation)."""
+    train, val = d.get("train"), d.get("validation")
+    if isinstance(train, int) and isinstance(val, int) and val > 0:
+        return f"{train:,} images for training, {val:,} held out for validation"
+    return d.get("split", "")
+
+
+def _fit_words(card: Mapping, spec: TaskSpec) -> str:
+    """How an image becomes the square input, as the card (else the task) says: 'letterboxed' or 'squashed'."""
+    how = ((card.get("input") or {}).get("preprocessing") or "").lower()
+    fit = "squash" if "squash" in how else "letterbox" if "letterbox" in how else spec.fit
+    return "squashed (aspect ratio not kept)" if fit == "squash" else "letterboxed"
+
+
+def independent_check(card: Mapping) -> str:
+    """What the card says about data the model never trained on: its test section, its held-out datasets, or that
+    there is none (then its numbers come from the collections it was trained on)."""
+    parts = []
+    test = card.get("test") or {}
+    if isinstance(test.get("accuracy"), (int, float)):
+        parts.append(f"on a test set ({test.get('data', 'recorded')}): {pct(test['accuracy'])} accuracy of {test.get('n', 0):,} images")
+    held = (card.get("external") or {}).get("held_out") or {}
+    rows = held.get("per_dataset") or {}
+    in_kind = sum(1 for r in rows.values() if r.get("in_kind"))
+    foreign = sum(1 for r in rows.values() if r.get("foreign"))
+    if isinstance(held.get("right_not_flagged"), (int, float)):
+        parts.append(f"{pct(held['right_not_flagged'], 1)} of {held.get('in_kind', 0):,} scans of its kinds from "
+                     f"{in_kind} datasets it never saw named right and not flagged")
+    if isinstance(held.get("foreign_flagged"), (int, float)):
+        parts.append(f"{pct(held['foreign_flagged'], 1)} of {held.get('foreign', 0):,} images of other kinds from "
+                     f"{foreign} unseen datasets flagged")
+    if not parts:
+        return "Validation images come from the same collections as the training images: no external test set yet."
+    return "Checked beyond its own validation split: " + "; ".join(parts) + "."
 
 
 def _class_label(spec: TaskSpec, name: str) -> str:

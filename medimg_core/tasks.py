@@ -7,9 +7,9 @@ from the same place. This module knows nothing about torch.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -288,7 +288,8 @@ def task_from_json(path: Path) -> TaskSpec:
 def load_tasks() -> dict[str, TaskSpec]:
     """The built-in tasks plus every valid *.json definition in user_tasks_dir() (built-in names win).
 
-    An invalid file is skipped with a warning, so one bad definition never stops the app or the CLI.
+    An invalid file is skipped with one logged line (logger "medimg_core.tasks"; without a logging setup Python
+    prints just the message to stderr), so one bad definition never stops the app or the CLI.
     """
     tasks = dict(BUILTIN_TASKS)
     folder = user_tasks_dir()
@@ -296,7 +297,7 @@ def load_tasks() -> dict[str, TaskSpec]:
         try:
             spec = task_from_json(path)
         except ValueError as err:
-            warnings.warn(f"skipped a task definition: {err}", stacklevel=2)
+            logging.getLogger(__name__).warning("medimg: skipped a task definition: %s", err)
             continue
         tasks.setdefault(spec.name, spec)
     return tasks

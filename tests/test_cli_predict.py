@@ -65,12 +65,15 @@ def test_predict_json_gives_a_dicoms_header_and_its_check_but_never_who_it_is(sc
     assert not [leak for leak in ("Qzxv", "PID-7731", "1951", "Leakwell", "ACC-99172") if leak in out]
 
 
-def test_predict_text_adds_the_sentence_only_when_the_header_disagrees(scans, tmp_path, capsys):
+def test_predict_text_says_whether_the_header_agrees(scans, tmp_path, capsys):
     from tests.imagegen import dicom_of
 
     (tmp_path / "chest.dcm").write_bytes(dicom_of(scans["Hand"], "CR", {"BodyPartExamined": "CHEST"}))
     (tmp_path / "hand.dcm").write_bytes(dicom_of(scans["Hand"], "CR", {"BodyPartExamined": "HAND"}))
     assert main(["predict", "--task", "modality", str(tmp_path / "chest.dcm"), str(tmp_path / "hand.dcm")]) == 0
-    chest, hand = capsys.readouterr().out.splitlines()
-    assert chest.endswith("; header check: The header says X-ray of the CHEST; the image looks like a hand X-ray.")
-    assert hand.startswith(f"{tmp_path / 'hand.dcm'}: Hand (") and hand.endswith(")")
+    chest, hand = capsys.readouterr().out.splitlines()[:2]
+    assert chest.startswith(f"{tmp_path / 'chest.dcm'}: Hand (") and chest.endswith(
+        "Decided by the image; its DICOM header says X-ray of the CHEST, which does not fit a hand X-ray (headers are "
+        "sometimes wrong).")
+    assert hand.startswith(f"{tmp_path / 'hand.dcm'}: Hand (") and hand.endswith(
+        "The image and its DICOM header (X-ray of the HAND) agree.")

@@ -59,7 +59,8 @@ def test_evaluate_with_an_other_folder_reports_flags_and_a_table_per_dataset(cro
         f"{c}/{i}.png,{'site-1' if i < 2 else 'site-2'}\n" for c in ("Hand", "ChestCT", "other") for i in range(3)))
     assert main(["evaluate", "--task", "modality", "--data", str(folder), "--model", str(crossvalidated)]) == 0
     out = capsys.readouterr().out
-    result = json.loads(out.strip().splitlines()[-1])
+    assert main(["evaluate", "--task", "modality", "--data", str(folder), "--model", str(crossvalidated), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["n"] == 6 and sum(map(sum, result["confusion_matrix"])) == 6  # the class metrics: own kinds only
     open_set = result["open_set"]
     assert open_set["in_kind"] == 6 and open_set["foreign"] == 3 and 0 <= open_set["foreign_flagged"] <= 1
@@ -102,9 +103,9 @@ def test_predict_says_not_recognised_without_a_label_for_a_flagged_image(scans, 
     hand = tmp_path / "hand.jpeg"
     hand.write_bytes(scans["Hand"])
     assert main(["predict", "--task", "pneumonia", str(hand)]) == 0
-    line = capsys.readouterr().out.strip()
-    assert "not recognised" in line and "no label" in line
-    assert "%" not in line and "normal (" not in line and "pneumonia (" not in line
+    line = capsys.readouterr().out.strip().splitlines()[0]
+    assert "not recognised, so no label (closest: " in line
+    assert "normal (" not in line and "pneumonia (" not in line and "threshold" not in line
 
 
 def test_predict_json_keeps_the_closest_label_and_the_flag(scans, tmp_path, capsys):
@@ -112,7 +113,8 @@ def test_predict_json_keeps_the_closest_label_and_the_flag(scans, tmp_path, caps
     hand.write_bytes(scans["Hand"])
     assert main(["predict", "--task", "pneumonia", str(hand), "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
-    assert row["in_distribution"] is False and row["label"] in ("normal", "pneumonia") and row["other_probability"] > 0
+    assert row["in_distribution"] is False and row["label"] is None and row["other_probability"] > 0
+    assert row["closest"] in ("normal", "pneumonia") and row["decided_by"] == "pixels" and row["reason"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -69,7 +69,8 @@ def test_predict_reports_each_file_and_keeps_going(tiny_model, tmp_path, capsys)
     bad.write_bytes(b"definitely not an image")
     assert main(["predict", "--task", "modality", str(good), str(bad), "--model", str(tiny_model), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
-    assert rows[0]["error"] is None and rows[0]["label"] in rows[0]["probabilities"]
+    assert rows[0]["error"] is None and rows[0]["closest"] in rows[0]["probabilities"]
+    assert rows[0]["label"] is None and "random noise" in rows[0]["reason"]  # no scan, no label
     assert abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-4 and isinstance(rows[0]["in_distribution"], bool)
     assert rows[1]["label"] is None and "not an image" in rows[1]["error"]
 
@@ -172,7 +173,7 @@ def test_a_tiny_brain_tumour_run_works_at_128_pixels(tmp_path, brain_images):
     clf = load_classifier("brain-tumor", out)
     assert clf.card["input"]["size"] == [128, 128] and clf.card["data"]["validation"] >= 4
     image = read_image(brain_images["glioma"][0])
-    assert clf.predict(image).label in clf.classes
+    assert clf.predict(image).closest in clf.classes
     assert clf.explain(image).shape == (128, 128)
 
 
