@@ -224,7 +224,7 @@ for col, modality in zip(st.columns(3, gap="large"), ("MRI", "CT", "X-ray")):
         st.markdown(USES[modality])
 
 st.header("Side by side")
-st.table(comparison_table())
+st.table(comparison_table().fillna(widgets.EMPTY_CELL))
 
 examples_section()
 st.caption("Further reading: patient information from RadiologyInfo.org (RSNA and ACR) and from national health "

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from medimg_app import predict_widgets, widgets
-from medimg_app.cache import classifier, model_card, shipped_tasks, task_title
+from medimg_app.cache import classifier, model_card, shipped_tasks, task_title, warm_models
 from medimg_core import get_task
 from medimg_core.story import mean_sd
 
@@ -35,6 +35,7 @@ try:
 except (OSError, ValueError) as err:
     st.error(f"The {task} model cannot be loaded: {err}")
     st.stop()
+warm_models()  # the other tasks' models (second step, suggestions) load in the background, once
 
 left, right = st.columns(2, gap="large")
 with left:

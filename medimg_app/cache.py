@@ -1,25 +1,118 @@
 """The app's caches: models once per process (cache_resource), derived data in cache_data."""
 from __future__ import annotations
 
+import os
+import threading
+from typing import TYPE_CHECKING
+
 import numpy as np
 import streamlit as st
 
 from medimg_core import TASKS, get_task
 from medimg_core.checkpoint import default_model_path, read_card
 
+if TYPE_CHECKING:
+    from medimg_core.predict import Classifier, Prediction
+
+# torch threads for one request in the server. A 64-128 px image gains nothing from more (2-9 ms to predict
+# on one thread), while several sessions at once, each with torch's pool of spinning threads, fight over the
+# cores (one prediction took 2 ms on one thread and 240 ms on two, on 2 busy cores).
+INFERENCE_THREADS = 1
+
+
+def use_inference_threads() -> None:
+    """Make the calling thread run torch on INFERENCE_THREADS threads (torch keeps the setting per thread)."""
+    import torch
+
+    if torch.get_num_threads() != INFERENCE_THREADS:
+        torch.set_num_threads(INFERENCE_THREADS)
+
+
+class SharedClassifier:
+    """A shipped Classifier shared by every session of the server: predictions one at a time, heatmaps one per core.
+
+    Eight sessions dropping a scan at the same moment would otherwise run the model eight times side by side,
+    each with torch's own pool of threads, on the same cores. Here each model makes one prediction at a time
+    (a few milliseconds each, so a queue of eight drains at once), and a prediction never waits behind a
+    heatmap, which takes ten times longer: a heatmap has its own turn, at most one per CPU core. Each runs on
+    INFERENCE_THREADS torch threads. Anything else (spec, classes, model_view, ood, infer over a whole
+    dataset) is the wrapped Classifier's, not serialised.
+    """
+
+    def __init__(self, clf: Classifier):
+        self.classifier = clf
+        self.predicting = threading.Lock()
+        self.explaining = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+    def __getattr__(self, name: str):
+        """Attributes other than the serialised calls are the wrapped Classifier's."""
+        if name in ("classifier", "predicting", "explaining"):  # not set yet (e.g. while copying): no recursion
+            raise AttributeError(name)
+        return getattr(self.classifier, name)
+
+    def predict_batch(self, images: list[np.ndarray], tta: bool = False, headers=None) -> list[Prediction]:
+        """Classifier.predict_batch (headers: each image's DICOM header or None), in this model's turn."""
+        with self.predicting:
+            use_inference_threads()
+            return self.classifier.predict_batch(images, tta=tta, headers=headers)
+
+    def predict(self, image: np.ndarray, tta: bool = False, header=None) -> Prediction:
+        """Classifier.predict, in this model's turn."""
+        return self.predict_batch([image], tta=tta, headers=[header])[0]
+
+    def explain(self, image: np.ndarray, method: str = "Grad-CAM", target: str | None = None) -> np.ndarray:
+        """Classifier.explain (a heatmap), once one of this model's heatmap turns is free."""
+        with self.explaining:
+            use_inference_threads()
+            return self.classifier.explain(image, method=method, target=target)
+
 
 @st.cache_resource(show_spinner="Loading the model...")
-def classifier(task: str):
-    """The task's shipped Classifier, loaded once per process and shared by all sessions.
+def classifier(task: str) -> SharedClassifier:
+    """The task's shipped Classifier, loaded once per process and shared by all sessions (see SharedClassifier).
 
     One heatmap is computed at load time, so the first visitor's Grad-CAM is as fast as the rest.
     """
     from medimg_core.predict import load_classifier
 
+    use_inference_threads()
     clf = load_classifier(task)
     size = clf.spec.image_size
     clf.explain(np.zeros((size, size), np.float32))
-    return clf
+    return SharedClassifier(clf)
+
+
+@st.cache_resource(show_spinner=False)
+def loaded_models(tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """Load the models of `tasks` into the cache; returns those that loaded (run by warm_models' thread).
+
+    Being a cached function itself, it keeps `classifier`'s spinner away from this thread, which has no page.
+    A model that fails is left out: the page that asks for it gets the error (errors are not cached) and says so.
+    """
+    loaded = []
+    for task in tasks:
+        try:
+            classifier(task)
+            loaded.append(task)
+        except (OSError, ValueError):
+            continue
+    return tuple(loaded)
+
+
+@st.cache_resource(show_spinner=False)
+def warm_models() -> threading.Thread:
+    """Load every shipped model in a background thread, once per server process (the Predict page calls this).
+
+    A chest X-ray's second step and a flagged image's "another model knows it" use the other tasks' models;
+    warmed at the first visit, they are ready before a class drops its first scans.
+    """
+    # Not a daemon (a thread started by a daemon thread, as a page's is, would be one by default): a process
+    # that ends while torch loads a model in a daemon thread aborts ("terminate called without an active
+    # exception"), so the process waits the few seconds the loading takes.
+    thread = threading.Thread(target=loaded_models, args=(tuple(shipped_tasks()),), name="medimg-warm-models",
+                              daemon=False)
+    thread.start()
+    return thread
 
 
 def shipped_tasks() -> list[str]:

@@ -24,6 +24,7 @@ from medimg_core.explore import OUTCOMES, confusion_summary, outcome_mask, sampl
 
 from .cache import classifier, explorer_dataset
 from .explorer_map import class_colour
+from .widgets import EMPTY_CELL
 
 MAX_SHOWN = 30  # images shown for a selection
 GALLERY_SIZE = 24
@@ -115,7 +116,7 @@ def show_rows(emb: Embedding, picked: np.ndarray, ds: Dataset | None, rows: np.n
     else:
         datasets = ", ".join(sorted(set(emb.origin[absent].tolist())))
         st.caption(f"{len(absent):,} of these are not in the loaded dataset ({datasets[:200]}): their files and datasets.")
-    st.dataframe(points_table(emb, absent), hide_index=True, height=min(300, 40 + 35 * len(absent)),
+    st.dataframe(points_table(emb, absent), hide_index=True, placeholder=EMPTY_CELL, height=min(300, 40 + 35 * len(absent)),
                  column_config={"confidence": st.column_config.NumberColumn(format="percent")})
 
 
@@ -222,7 +223,7 @@ def validation_section(emb: Embedding, ds: Dataset | None, rows: np.ndarray | No
     with left:
         st.plotly_chart(confusion_figure(cm, names), key="explorer_confusion")
     with right:
-        st.dataframe(table, column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
+        st.dataframe(table, placeholder=EMPTY_CELL, column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
     pairs = [(t, p) for t in range(len(names)) for p in range(len(names)) if t != p and cm[t, p]]
     if not pairs:
         st.success("No validation image is misclassified.")

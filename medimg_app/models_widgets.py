@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from medimg_app.explorer_widgets import confusion_figure
+from medimg_app.widgets import EMPTY_CELL
 
 METRIC_LABELS = {"val_accuracy": "validation accuracy", "val_auc": "validation AUC", "val_loss": "validation loss",
                  "train_loss": "training loss"}
@@ -22,7 +23,7 @@ def comparison_frame(table: pd.DataFrame, key: str) -> None:
     config.update({"parameters": st.column_config.NumberColumn("parameters", format="localized"),
                    "shipped": st.column_config.CheckboxColumn("shipped"),
                    "training s": st.column_config.NumberColumn("training s", format="%.0f")})
-    st.dataframe(table, hide_index=True, column_config=config, key=key)
+    st.dataframe(table, hide_index=True, column_config=config, key=key, placeholder=EMPTY_CELL)
 
 
 def external_section(card: dict, table: pd.DataFrame) -> None:

@@ -23,11 +23,12 @@ from medimg_core.story import mean_sd
 from medimg_core.explain import CAM_METHODS, GRADIENT_FREE, overlay
 from medimg_core.imaging import resize, resize_square, to_uint8
 from medimg_core.predict import Classifier, Prediction, recognising_tasks
+from medimg_core.verdict import label_text
 from medimg_core.tasks import get_task
 
 from .cache import classifier, model_card, shipped_tasks
 from .dicom_panel import header_panel
-from .widgets import HEATMAP_CAPTION, LOW_CONFIDENCE, Item, flag
+from .widgets import EMPTY_CELL, HEATMAP_CAPTION, LOW_CONFIDENCE, Item, flag
 
 DISPLAY = 256  # side in pixels of the model view, the overlay and the downloaded PNG
 MAX_ORIGINAL = 1024  # larger originals are shrunk for display only
@@ -62,24 +63,28 @@ def thumbnail_uri(image: np.ndarray, size: int = 64) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(to_uint8(to_model_input(image, size)))).decode()
 
 
-def result_card(item: Item, classes: tuple[str, ...]) -> None:
-    """The large result: label and calibrated confidence, or the 'not recognised' warning."""
+def result_card(item: Item, classes: tuple[str, ...], positive_class: str | None = None) -> None:
+    """The large result, as the command line says it: the label with its calibrated probability (a screening task's
+    against its threshold, positive_class), or 'not recognised' with why and the closest class; then the sentence
+    that says what decided (the image, the DICOM header or both)."""
     pred = item.prediction
     with st.container(border=True):
-        reason = flag(pred)
-        if reason:
+        if pred.label is None:
             st.markdown(f"## {UNKNOWN_HEADING}")
-            why = ("it is unlike the images the model was trained on" if reason == "unfamiliar image"
-                   else f"the model is only {pred.confidence:.0%} sure (the page needs {LOW_CONFIDENCE:.0%})")
-            if reason == "unfamiliar image" and pred.other_probability is not None and pred.other_probability >= 0.5:
-                why = (f"the model finds it {pred.other_probability:.0%} likely to be none of these kinds "
-                       "(it learned this from images of other kinds)")
-            st.warning(f"**{UNKNOWN_TEXT}** ({', '.join(classes)}). The closest match is {pred.label} ({pred.confidence:.0%}), "
-                       f"but {why}, so treat it as unknown.", icon=":material/warning:")
+            st.warning(f"**{UNKNOWN_TEXT}** ({', '.join(classes)}). {pred.reason} The closest match is {pred.closest} "
+                       f"({pred.confidence:.0%}), so treat it as unknown.", icon=":material/warning:")
+        elif positive_class is not None and pred.threshold is not None:
+            st.markdown(f"## {pred.label}")
+            st.progress(pred.probabilities[positive_class], text=label_text(pred, positive_class))
         else:
             st.markdown(f"## {pred.label}")
             shown = "over 99.9%" if pred.confidence > 0.999 else f"{pred.confidence:.1%}"
             st.progress(pred.confidence, text=f"{shown} confident (calibrated)")
+            if pred.confidence < LOW_CONFIDENCE:
+                st.warning(f"The model is only {pred.confidence:.0%} sure of this label (under {LOW_CONFIDENCE:.0%} "
+                           "counts as low confidence here): treat it with caution.", icon=":material/warning:")
+        if pred.basis:
+            st.caption(pred.basis)
         if item.truth:
             mark = "matches" if item.truth == pred.label else "does not match"
             st.caption(f"This example comes from the **{item.truth}** folder of the dataset ({mark} the prediction).")
@@ -88,7 +93,7 @@ def result_card(item: Item, classes: tuple[str, ...]) -> None:
 def probability_chart(pred: Prediction, key: str = "prob_chart") -> None:
     """Plotly bar chart of every class's calibrated probability, predicted class highlighted."""
     names, probs = list(pred.probabilities), list(pred.probabilities.values())
-    colours = ["#e4572e" if n == pred.label else "#9aa5b1" for n in names]
+    colours = ["#e4572e" if n == (pred.label or pred.closest) else "#9aa5b1" for n in names]
     fig = go.Figure(go.Bar(x=probs, y=names, orientation="h", marker_color=colours,
                            text=[f"{p:.1%}" for p in probs], textposition="outside",
                            hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
@@ -150,7 +155,7 @@ def cam_panel(clf: Classifier, item: Item) -> None:
         st.error(f"The heatmap could not be computed ({type(err).__name__}: {err}).")
         return
     blended = overlay(upscale(model_view), upscale(heat, resample=Image.Resampling.BILINEAR), opacity)
-    explained = target or item.prediction.label
+    explained = target or item.prediction.label or item.prediction.closest
     cols = st.columns(3)
     cols[0].image(blended, caption=f"{method} for {explained}", width="stretch")
     with cols[1]:
@@ -166,21 +171,27 @@ def cam_panel(clf: Classifier, item: Item) -> None:
 
 def show_detail(clf: Classifier, item: Item) -> None:
     """Everything about one image: card, original and model view, DICOM header, probabilities, heatmaps; or its
-    read error."""
+    read error.
+
+    The steps that run other models (a chest X-ray's second step, the other tasks' suggestion for a flagged
+    image) have their place under the chart but run last, once this model's result and heatmap are drawn.
+    """
     st.markdown(f"#### {item.name}")
     if item.error:
         st.error(f"**{item.name}** cannot be used: {item.error}", icon=":material/error:")
         return
     left, right = st.columns(2, gap="large")
     with left:
-        result_card(item, clf.classes)
+        result_card(item, clf.classes, clf.spec.positive_class)
         image_pair(clf, item)
         header_panel(item.header, clf.spec, item.prediction)
     with right:
         probability_chart(item.prediction)
+        later = st.container()
+    cam_panel(clf, item)
+    with later:
         follow_up_card(clf, item)
         other_task_card(clf, item)
-    cam_panel(clf, item)
 
 
 def screening_summary(card: dict) -> str:
@@ -217,7 +228,10 @@ def follow_up_card(clf: Classifier, item: Item) -> None:
                        "hospitals or scanners are outside its training population.", icon=":material/warning:")
         else:
             st.markdown(f"### {second.label}")
-            st.progress(second.confidence, text=f"{second.confidence:.1%} (calibrated probability of {second.label})")
+            if spec.positive_class and second.threshold is not None:  # a screening task: probability and threshold
+                st.progress(second.probabilities[spec.positive_class], text=label_text(second, spec.positive_class))
+            else:
+                st.progress(second.confidence, text=f"{second.confidence:.1%} (calibrated probability of {second.label})")
 
 
 def other_task_card(clf: Classifier, item: Item) -> None:
@@ -249,25 +263,37 @@ def switch_task(task: str) -> None:
     st.session_state["task"] = task
 
 
+def verdict_flag(pred: Prediction | None) -> str:
+    """The table's flag, agreeing with the command line: 'not recognised' (label None), 'low confidence' (a label
+    under LOW_CONFIDENCE, except on a screening task, whose label follows its threshold), 'ok'; or 'cannot read'."""
+    if pred is None:
+        return "cannot read"
+    if pred.label is None:
+        return "not recognised"
+    return "low confidence" if pred.threshold is None and pred.confidence < LOW_CONFIDENCE else "ok"
+
+
 def table_row(item: Item) -> dict:
-    """One row of the on-page results table."""
+    """One row of the on-page results table (label: the class, or 'not recognised' with the closest class)."""
     pred = item.prediction
     if pred is None:
-        return {"file": item.name, "thumbnail": None, "label": "", "confidence": None, "flag": "cannot read"}
-    reason = flag(pred)
+        return {"file": item.name, "thumbnail": None, "label": "", "confidence": None, "flag": "cannot read",
+                "decided_by": None}
     return {"file": item.name, "thumbnail": thumbnail_uri(item.image),
-            "label": f"unknown (closest: {pred.label})" if reason else pred.label,
-            "confidence": pred.confidence, "flag": reason or "ok"}
+            "label": pred.label or f"not recognised (closest: {pred.closest})",
+            "confidence": pred.confidence, "flag": verdict_flag(pred), "decided_by": pred.decided_by}
 
 
 def results_csv(items: list[Item]) -> bytes:
-    """All results as CSV: label, confidence, flag, every class probability and read errors."""
+    """All results as CSV: label (empty when not recognised), closest, confidence, flag, what decided and why not
+    recognised, every class probability and read errors."""
     rows = []
     for it in items:
         p = it.prediction
-        row = {"file": it.name, "label": p.label if p else "", "confidence": p.confidence if p else None,
-               "flag": flag(p) if p else "cannot read", "in_distribution": p.in_distribution if p else None,
-               "ood_score": p.ood_score if p else None}
+        row = {"file": it.name, "label": (p.label or "") if p else "", "closest": p.closest if p else "",
+               "confidence": p.confidence if p else None, "flag": verdict_flag(p),
+               "decided_by": p.decided_by if p else "", "reason": (p.reason or "") if p else "",
+               "in_distribution": p.in_distribution if p else None, "ood_score": p.ood_score if p else None}
         row.update({f"p_{c}": v for c, v in (p.probabilities.items() if p else [])})
         row["error"] = it.error or ""
         rows.append(row)
@@ -280,13 +306,15 @@ def results_table(items: list[Item]) -> int | None:
     """The results table with CSV download and the read errors; returns the chosen row (or None)."""
     event = st.dataframe(
         pd.DataFrame([table_row(it) for it in items]), key="results_table", on_select="rerun",
-        selection_mode="single-row", hide_index=True, row_height=56, placeholder="",
+        selection_mode="single-row", hide_index=True, row_height=56, placeholder=EMPTY_CELL,
         column_config={
             "file": st.column_config.TextColumn("File"),
             "thumbnail": st.column_config.ImageColumn("Image", width="small"),
             "label": st.column_config.TextColumn("Label"),
             "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0, format="percent"),
             "flag": st.column_config.TextColumn("Flag"),
+            "decided_by": st.column_config.TextColumn("Decided by", help="pixels: the image; header: the DICOM "
+                                                      "header; both: the two together (see each file's detail)"),
         },
     )
     for it in items:

@@ -195,7 +195,7 @@ def render_data(ctx: Context) -> None:
         if per_class:
             st.markdown("**Validation images per class** (from the model card)")
             st.dataframe(pd.DataFrame({"class": list(per_class), "images": [v.get("support") for v in per_class.values()]}),
-                         hide_index=True)
+                         hide_index=True, placeholder=widgets.EMPTY_CELL)
         widgets.offer_download(ctx.spec)
 
 
@@ -216,7 +216,7 @@ def render_model(ctx: Context) -> None:
     if others:
         rows = [{"model": cache.model_card(t).get("title", t), **dict(headline_numbers(cache.model_card(t)))}
                 for t in [ctx.task, *others]]
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, placeholder=widgets.EMPTY_CELL)
 
 
 def live_item(ctx: Context, examples: Sequence[ClassExample]) -> widgets.Item | None:

@@ -23,7 +23,8 @@ from .cache import data_source, example_images, shipped_examples
 if TYPE_CHECKING:
     from medimg_core.predict import Classifier, Prediction
 
-LOW_CONFIDENCE = 0.6  # below this calibrated confidence the page warns instead of naming a label
+LOW_CONFIDENCE = 0.6  # below this calibrated confidence the page names the label with a warning (flag: "low confidence")
+EMPTY_CELL = "–"  # what every table of the app shows in a cell without a value (st.dataframe's placeholder)
 HEATMAP_CAPTION = (
     "**What the heatmap shows:** the parts of the image that most raised the model's score for the chosen "
     "class (red = strong, blue = weak), measured on a coarser grid inside the network and smoothed up to the "
@@ -69,7 +70,8 @@ def predict_items(clf: Classifier, items: list[Item], tta: bool = False) -> list
     """Fill in the predictions of the readable items, in one batch (tta: average each with its mirror image)."""
     ok = [it for it in items if it.image is not None]
     if ok:
-        for it, pred in zip(ok, clf.predict_batch([it.image for it in ok], tta=tta)):
+        preds = clf.predict_batch([it.image for it in ok], tta=tta, headers=[it.header for it in ok])
+        for it, pred in zip(ok, preds):
             it.prediction = pred
     return items
 

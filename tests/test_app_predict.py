@@ -149,8 +149,9 @@ def test_broken_file_error_stays_beside_it_and_the_rest_works(samples):
                 ("checkerboard.png", samples.checkerboard_png(6), "image/png"))
     table = at.dataframe[0].value
     assert list(table["file"]) == ["hand.png", "bad.png", "checkerboard.png"]
-    assert list(table.columns) == ["file", "thumbnail", "label", "confidence", "flag"]
-    assert table["flag"][1] == "cannot read" and table["flag"][2] in ("unfamiliar image", "low confidence")
+    assert list(table.columns) == ["file", "thumbnail", "label", "confidence", "flag", "decided_by"]
+    assert table["flag"][1] == "cannot read" and table["flag"][2] == "not recognised"
+    assert table["label"][2].startswith("not recognised (closest: ") and table["decided_by"][2] == "pixels"
     assert table["thumbnail"][0].startswith("data:image/png;base64,")
     assert [e.value for e in at.error] == [
         "**bad.png**: This file is not an image we can read (JPEG, PNG, BMP, TIFF, WebP, GIF or DICOM)."]
@@ -175,9 +176,20 @@ def test_results_csv_has_every_file_and_probability():
              widgets.Item("b.png", prediction=Prediction("Hand", 0.9, {c: 0.9 if c == "Hand" else 0.02 for c in CLASSES},
                                                           True, 3.0))]
     lines = predict_widgets.results_csv(items).decode().splitlines()
-    assert lines[0] == "file,label,confidence,flag,in_distribution,ood_score," + ",".join(f"p_{c}" for c in CLASSES) + ",error"
-    assert lines[1].startswith("a.png,,,cannot read,") and lines[1].endswith(",broken")
-    assert lines[2].startswith("b.png,Hand,0.9000,,True,3.0000,")
+    assert lines[0] == ("file,label,closest,confidence,flag,decided_by,reason,in_distribution,ood_score,"
+                        + ",".join(f"p_{c}" for c in CLASSES) + ",error")
+    assert lines[1].startswith("a.png,,,,cannot read,") and lines[1].endswith(",broken")
+    assert lines[2].startswith("b.png,Hand,Hand,0.9000,ok,pixels,,True,3.0000,")
+
+
+def test_the_table_and_the_csv_give_no_label_to_an_image_not_recognised():
+    flagged = widgets.Item("c.png", image=np.zeros((8, 8), np.float32),
+                           prediction=Prediction("Hand", 0.99, {c: 0.99 if c == "Hand" else 0.002 for c in CLASSES},
+                                                 False, 9.0, reason="It is unlike the images it knows."))
+    row = predict_widgets.table_row(flagged)
+    assert (row["label"], row["flag"]) == ("not recognised (closest: Hand)", "not recognised")
+    assert predict_widgets.results_csv([flagged]).decode().splitlines()[1].startswith(
+        "c.png,,Hand,0.9900,not recognised,pixels,It is unlike the images it knows.,False,")
 
 
 @pytest.mark.parametrize("confidence, in_dist, expected", [
@@ -341,3 +353,26 @@ def test_a_brain_mri_under_the_scan_type_task_is_flagged_and_sent_to_the_brain_t
 def test_a_familiar_scan_gets_no_suggestion_of_another_task(scans):
     at = upload(open_predict(), ("hand.jpeg", scans["Hand"], "image/jpeg"))
     assert "Another model knows images like this one" not in "\n".join(markdown(at))
+
+
+@pytest.mark.skipif("pneumonia" not in shipped_tasks(), reason="no pneumonia model installed")
+def test_a_screening_verdict_states_its_probability_and_threshold_as_the_command_line_does(tmp_path):
+    import tarfile
+
+    from medimg_core import load_classifier, read_image
+    from medimg_core.verdict import label_text
+    from tests.conftest import shared_file
+
+    with tarfile.open(shared_file("chest-xray-pneumonia-224.tar.gz")) as tar:
+        member = next(m for m in tar if m.isfile() and "/PNEUMONIA/" in m.name)
+        data = tar.extractfile(member).read()
+    pred = load_classifier("pneumonia").predict(read_image(data))
+    at = open_predict()
+    at.selectbox(key="task").set_value("pneumonia").run()
+    at = upload(at, ("xray.jpeg", data, "image/jpeg"))
+    if pred.label is None:
+        assert "## Not recognised" in markdown(at)
+    else:
+        assert f"## {pred.label}" in markdown(at)
+        assert at.get("progress")[0].proto.text == label_text(pred, "pneumonia")
+        assert "screening threshold" in at.get("progress")[0].proto.text
