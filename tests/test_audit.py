@@ -1,0 +1,285 @@
+"""`medimg audit` on Ray Data: a tiny archive made here (a folder, a zip inside it, DICOMs whose header disagrees,
+a broken file, a non-image, a DICOM without pixels, copies of one image) audited once with local Ray on 2 CPUs."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image, ImageEnhance
+
+from medimg_core.audit import discover, file_format
+from medimg_core.audit_cli import add_audit_parser, cmd_audit
+from medimg_core.audit_summary import (COPY, FILES, HEADER_DISAGREES, NOT_AN_IMAGE, PARTS, RECOGNISED, ROW_SCHEMA,
+                                       STUDY_DISAGREES, SUMMARY, UNREADABLE, read_audit, write_part)
+from medimg_core import read_image, to_model_input
+from medimg_core.duplicates import hamming, perceptual_hashes
+from medimg_core.imaging import to_uint8
+from tests.imagegen import dicom_bytes, dicom_of
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME, PATIENT_ID = "Quixotic^Zebediah", "ZX-7741-MARK"  # identifying fields that must appear in no output
+STUDY_A, STUDY_B = "1.2.826.0.1.3680043.99.771234567", "1.2.826.0.1.3680043.99.881234567"
+MARKERS = (NAME, "Zebediah", PATIENT_ID, STUDY_A, STUDY_B, "771234567", "881234567")
+
+
+def identified(study: str) -> dict:
+    """DICOM tags naming a patient and a study, all of them markers."""
+    return {"PatientName": NAME, "PatientID": PATIENT_ID, "StudyInstanceUID": study}
+
+
+def model_phash(data: bytes) -> int:
+    """The pHash the audit gives a picture (of its 64 x 64 model input)."""
+    return int(perceptual_hashes(to_uint8(to_model_input(read_image(data), 64))[None])[0])
+
+
+def near_copy(data: bytes) -> bytes:
+    """The picture edited a little and saved as JPEG: a near copy (pHash 1-4 bits away), not a byte-for-byte one."""
+    im = Image.open(io.BytesIO(data)).convert("L")
+    for edited in (ImageEnhance.Contrast(im).enhance(1.4), ImageEnhance.Brightness(im).enhance(1.2),
+                   ImageEnhance.Brightness(im).enhance(1.3), im.rotate(3)):
+        buf = io.BytesIO()
+        edited.save(buf, format="JPEG", quality=90)
+        if 0 < hamming(model_phash(data), model_phash(buf.getvalue())) <= 4:
+            return buf.getvalue()
+    pytest.skip("no small edit of this scan lands 1-4 pHash bits away")
+
+
+def cut_short_png(data: bytes) -> bytes:
+    """A picture saved as PNG and cut off half way, as an interrupted copy leaves it."""
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(buf, format="PNG")
+    return buf.getvalue()[: buf.tell() // 2]
+
+
+@pytest.fixture(scope="session")
+def archive(tmp_path_factory, scans) -> SimpleNamespace:
+    """The tiny archive, and the name under which each of its files must appear as a row."""
+    root = tmp_path_factory.mktemp("archive")
+    hand, chest = scans["Hand"], scans["CXR"]
+    files = {
+        "xrays/hand.jpeg": hand, "xrays/hand-copy.jpeg": hand, "xrays/hand-resaved.jpg": near_copy(hand),
+        "xrays/broken.png": cut_short_png(hand),
+        "notes.txt": b"not an image, a note about the scans",
+        "dicom/IM0001": dicom_of(chest, modality="CR", tags={"BodyPartExamined": "CHEST", **identified(STUDY_B)}),
+        ".DS_Store": b"hidden",
+    }
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    members = {
+        "study-a/hand-as-head-ct.dcm": dicom_of(hand, modality="CT", tags={"BodyPartExamined": "HEAD",
+                                                                           **identified(STUDY_A)}),
+        "study-a/chest.dcm": dicom_of(chest, modality="DX", tags={"BodyPartExamined": "CHEST", **identified(STUDY_A)}),
+        "study-a/report.dcm": dicom_bytes(np.zeros((4, 4), np.uint16), with_pixels=False, modality="SR",
+                                          tags=identified(STUDY_A)),
+        "__MACOSX/study-a/._chest.dcm": b"resource fork",
+    }
+    with zipfile.ZipFile(root / "series.zip", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    rows = [str(root / n) for n in files if not n.startswith(".")]
+    rows += [f"{root / 'series.zip'}/{n}" for n in members if not n.startswith("__MACOSX")]
+    return SimpleNamespace(root=root, rows=sorted(rows), path=lambda name: str(root / name))
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """Local Ray with 2 CPUs, started once for the whole test session."""
+    ray = pytest.importorskip("ray")
+    from medimg_core.audit import start_ray
+
+    started = start_ray(workers=2)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    """Run `medimg audit ARGS` in-process; returns the exit status and everything it printed."""
+    parser = argparse.ArgumentParser(prog="medimg")
+    add_audit_parser(parser.add_subparsers(dest="command", required=True))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        rc = cmd_audit(parser.parse_args(["audit", *argv]))
+    return rc, out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def audited(archive, ray_session, tmp_path_factory) -> SimpleNamespace:
+    """The archive audited once through the command line, with two workers."""
+    out = tmp_path_factory.mktemp("audit") / "result"
+    rc, printed = run_cli(str(archive.root), "--out", str(out), "--workers", "2", "--batch-size", "4")
+    audit = read_audit(out)
+    return SimpleNamespace(rc=rc, printed=printed, out=out, audit=audit, rows=audit.rows.set_index("path"))
+
+
+def test_the_audit_runs_and_prints_its_summary(audited):
+    assert audited.rc == 0, audited.printed
+    assert "audited 9 files" in audited.printed and f"wrote {audited.out / FILES}" in audited.printed
+    assert "Traceback" not in audited.printed
+
+
+def test_every_file_is_exactly_one_row_zip_members_and_suffixless_dicoms_included(audited, archive):
+    assert sorted(audited.audit.rows["path"]) == archive.rows
+    assert audited.audit.summary["files"] == audited.audit.summary["rows"] == len(archive.rows)
+    assert audited.audit.summary["complete"] is True
+
+
+def test_a_broken_file_a_non_image_and_a_dicom_without_pixels_are_rows_with_their_error(audited, archive):
+    rows = audited.rows
+    broken, notes = rows.loc[archive.path("xrays/broken.png")], rows.loc[archive.path("notes.txt")]
+    report = rows.loc[f"{archive.path('series.zip')}/study-a/report.dcm"]
+    assert (broken["verdict"], broken["format"]) == (UNREADABLE, "PNG") and "damaged" in broken["error"]
+    assert (notes["verdict"], notes["format"]) == (NOT_AN_IMAGE, "unknown") and "not an image" in notes["error"]
+    assert report["verdict"] == NOT_AN_IMAGE and "no pixel data" in report["error"] and report["modality"] == "SR"
+    assert audited.audit.summary["errors_total"] == 3
+
+
+def test_readable_scans_are_recognised_with_their_kind_and_header_fields(audited, archive):
+    rows = audited.rows
+    dicom = rows.loc[archive.path("dicom/IM0001")]
+    assert (dicom["format"], dicom["verdict"], dicom["label"]) == ("DICOM", RECOGNISED, "CXR")
+    assert (dicom["modality"], dicom["body_part"], dicom["header_agrees"]) == ("CR", "CHEST", True)
+    assert rows.loc[archive.path("xrays/hand.jpeg"), "label"] == "Hand"
+    assert rows.loc[archive.path("xrays/hand.jpeg"), "decided_by"] == "pixels"
+
+
+def test_a_header_that_disagrees_with_the_image_is_in_the_summary(audited, archive):
+    summary = audited.audit.summary
+    path = f"{archive.path('series.zip')}/study-a/hand-as-head-ct.dcm"
+    [found] = summary["disagreements"]
+    assert found["path"] == path and found["closest"] == "Hand"
+    assert "CT of the HEAD" in found["header_note"] and "hand X-ray" in found["header_note"]
+    row = audited.rows.loc[path]
+    assert row["decided_by"] != "pixels" and HEADER_DISAGREES in row["flags"]  # the header joined the verdict
+    table = summary["crosstab"]
+    assert table["counts"][table["header"].index("CT")][table["predicted"].index(row["verdict"])] == 1
+
+
+def test_a_study_whose_images_disagree_is_named_by_a_salted_hash(audited):
+    studies = {s["study"]: s for s in audited.audit.summary["studies"]}
+    assert sorted(s["agrees"] for s in studies.values()) == [False, True]
+    mixed = next(s for s in studies.values() if s["agrees"] is False)
+    assert (mixed["files"], mixed["header_disagreements"]) == (3, 1)
+    assert all(len(study) == 12 and int(study, 16) >= 0 for study in studies)
+    assert audited.audit.summary["flags"][STUDY_DISAGREES] == 3
+
+
+def test_exact_and_near_copies_share_a_group_id(audited, archive):
+    rows = audited.rows
+    hand = rows.loc[archive.path("xrays/hand.jpeg")]
+    resaved = rows.loc[archive.path("xrays/hand-resaved.jpg")]
+    assert 0 < hamming(int(hand["phash"], 16), int(resaved["phash"], 16)) <= 4  # a near copy, not an exact one
+    same = set(rows.index[rows["group"] == hand["group"]])
+    assert same == {archive.path(n) for n in ("xrays/hand.jpeg", "xrays/hand-copy.jpeg", "xrays/hand-resaved.jpg")} \
+        | {f"{archive.path('series.zip')}/study-a/hand-as-head-ct.dcm"}
+    assert rows.loc[archive.path("xrays/hand-copy.jpeg"), "group_size"] == 4 and COPY in hand["flags"]
+    assert pd.isna(rows.loc[archive.path("notes.txt"), "group"])  # no image, no group
+
+
+def test_no_identifying_field_appears_in_any_output_file_or_printed_line(audited):
+    written = [p for p in audited.out.rglob("*") if p.is_file()]
+    assert {p.name for p in written} == {FILES, SUMMARY}
+    texts = [audited.printed, (audited.out / SUMMARY).read_text(),
+             pq.read_table(audited.out / FILES).to_pandas().to_csv()]
+    raw = [p.read_bytes() for p in written]
+    for marker in MARKERS:
+        assert not any(marker in t for t in texts), marker
+        assert not any(marker.encode() in b for b in raw), marker
+
+
+def test_no_identifying_field_reaches_rays_logs(audited, ray_session):
+    node = getattr(getattr(ray_session, "_private", None), "worker", None)
+    node = getattr(node, "_global_node", None)
+    if node is None:
+        pytest.skip("this Ray version does not say where its session logs are")
+    logs = [p for p in Path(node.get_logs_dir_path()).rglob("*") if p.is_file()]
+    assert logs
+    for marker in MARKERS:
+        assert not any(marker.encode() in p.read_bytes() for p in logs), marker
+
+
+def test_discovery_skips_hidden_files_and_macos_metadata(archive):
+    names = [item["path"] for item in discover([archive.root])]
+    assert sorted(names) == archive.rows
+    assert not any(".DS_Store" in n or "__MACOSX" in n for n in names)
+
+
+def test_file_formats_are_named_from_their_first_bytes(archive):
+    assert file_format(Path(archive.path("xrays/hand.jpeg")).read_bytes()) == "JPEG"
+    assert file_format(Path(archive.path("dicom/IM0001")).read_bytes()) == "DICOM"
+    assert file_format(b"%PDF-1.7 a report") == "PDF"
+    assert file_format(b"plain words") == "unknown"
+
+
+def test_a_stopped_audit_stays_readable_from_its_parts(tmp_path):
+    rows = [{"path": f"/scans/{i}.png", "size": 10, "format": "PNG", "verdict": RECOGNISED, "label": "Hand",
+             "phash": "8000000000000000"} for i in range(3)]
+    write_part(pa.Table.from_pylist(rows, schema=ROW_SCHEMA), tmp_path / PARTS, 0)
+    (tmp_path / PARTS / "part-000001.parquet").write_bytes(b"PAR1 cut short by Ctrl-C")
+    audit = read_audit(tmp_path)
+    assert audit.summary["complete"] is False and audit.summary["damaged_parts"] == 1
+    assert len(audit.rows) == 3 and set(audit.rows["group_size"]) == {3}
+
+
+def test_a_missing_path_is_one_clear_line(ray_session, tmp_path):
+    rc, printed = run_cli(str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
+    last = printed.strip().splitlines()[-1]
+    assert rc == 2 and last == f"error: There is no file or folder at {tmp_path / 'nowhere'}."
+
+
+def test_an_existing_audit_is_never_overwritten(audited, archive):
+    rc, printed = run_cli(str(archive.root), "--out", str(audited.out))
+    assert rc == 2 and "already holds an audit" in printed and "Traceback" not in printed
+
+
+def test_workers_must_be_at_least_one(tmp_path):
+    rc, printed = run_cli(str(tmp_path), "--out", str(tmp_path / "out"), "--workers", "0")
+    assert (rc, printed.strip()) == (2, "error: --workers must be a whole number of at least 1, not 0.")
+
+
+def test_the_audit_parser_stays_light_and_agrees_with_the_library():
+    code = ("import argparse, sys\n"
+            "from medimg_core.audit_cli import add_audit_parser\n"
+            "add_audit_parser(argparse.ArgumentParser().add_subparsers())\n"
+            "print(sorted(m for m in ('pandas', 'pyarrow', 'ray', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    from medimg_core import audit, audit_cli
+
+    assert audit_cli.BATCH_SIZE == audit.DEFAULT_BATCH_SIZE and audit_cli.OUTPUTS == (FILES, SUMMARY)
+
+
+def test_without_ray_the_command_names_the_install_command(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from tests.test_audit import run_cli\n"
+            f"rc, printed = run_cli({str(tmp_path)!r}, '--out', {str(tmp_path / 'out')!r})\n"
+            "print(rc, printed)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("2 error: medimg audit runs on Ray Data, which is not installed here: "
+                                  "pip install 'medimg[audit]'"), done.stdout + done.stderr
+
+
+def test_stopping_an_audit_keeps_the_rows_done_so_far(archive, ray_session, tmp_path):
+    from medimg_core.audit import run_audit
+
+    def stop(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_audit([archive.root], tmp_path / "stopped", workers=1, batch_size=2, progress=stop)
+    audit = read_audit(tmp_path / "stopped")
+    assert audit.summary["complete"] is False and 1 <= len(audit.rows) < len(archive.rows)
+    assert json.loads((tmp_path / "stopped" / SUMMARY).read_text())["rows"] == len(audit.rows)
