@@ -3,6 +3,8 @@ import streamlit as st
 
 from medimg_app import cache
 from medimg_app import models_widgets as mw
+from medimg_app.widgets import EMPTY_CELL
+from medimg_app import roc_widgets
 from medimg_core import TASKS
 from medimg_core.checkpoint import default_model_path, models_dir
 from medimg_core.compare import comparison_table, crossval_table, external_table, search_table, training_curves
@@ -42,7 +44,11 @@ if cards[0]["shipped"] and cards[0].get("crossval"):
     st.caption(f"{cv['method']}. One split of a few hundred images says little; these are the numbers on this "
                "dataset with their spread, and the baseline was scored on the same folds. Images of other hospitals "
                "or years can do worse.")
-    st.dataframe(crossval_table(cards[0]), hide_index=True, key="models_crossval_table")
+    st.dataframe(crossval_table(cards[0]), hide_index=True, key="models_crossval_table", placeholder=EMPTY_CELL)
+
+if cards[0]["shipped"] and cards[0].get("operating_threshold"):
+    st.subheader("Operating point")
+    roc_widgets.operating_point_section(cards[0])
 
 st.subheader("On datasets it never saw")
 st.caption("Scans from other hospitals are what users drag in, so the shipped model is judged on whole datasets held "

@@ -17,7 +17,7 @@ import torch
 from medimg_core import load_classifier
 from medimg_core.crossval import calibrated
 from medimg_core.data import dataset_path, load_dataset
-from medimg_core.evaluation import compute_metrics
+from medimg_core.metrics import compute_metrics
 from medimg_core.models import Ensemble
 from medimg_core.splits import own_folds
 

@@ -40,10 +40,12 @@ class AugmentConfig:
     lowres_p: float = 0.0  # chance of a lower resolution (down- then up-sampled)
     lowres: tuple[float, float] = (0.3, 0.9)  # the fraction of the side kept
     text_p: float = 0.0  # chance of burned-in text (bright marks along the border)
+    dihedral_p: float = 0.0  # chance of a quarter turn or a flip about either axis (slices in another orientation)
 
 
 # For scans from any hospital: every source-specific trait is randomised (the scan-type task's default).
-ACROSS_SOURCES = AugmentConfig(rotate_deg=15.0, scale=(0.7, 1.3), window_p=0.5, lift_p=0.2, lowres_p=0.3, text_p=0.3)
+ACROSS_SOURCES = AugmentConfig(rotate_deg=15.0, scale=(0.7, 1.3), window_p=0.5, lift_p=0.2, lowres_p=0.3, text_p=0.3,
+                               dihedral_p=0.25)
 
 # For X-rays of other machines and years (exposure, contrast, processing curve, sharpness, noise, burned-in
 # marks) that a task squashes to its square input: zoom mostly inwards and aspect changes without black bars.
@@ -63,11 +65,13 @@ def scaled(cfg: AugmentConfig, strength: float) -> AugmentConfig:
                    squeeze_p=cfg.squeeze_p * strength, contrast=toward(cfg.contrast), brightness=cfg.brightness * strength,
                    gamma=toward(cfg.gamma), blur_p=cfg.blur_p * strength, noise_p=cfg.noise_p * strength,
                    window_p=cfg.window_p * strength, lift_p=cfg.lift_p * strength, lowres_p=cfg.lowres_p * strength,
-                   text_p=cfg.text_p * strength)
+                   text_p=cfg.text_p * strength, dihedral_p=cfg.dihedral_p * strength)
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """Apply random geometric and intensity transforms, independently per image."""
+    if cfg.dihedral_p > 0:
+        x = dihedral(x, cfg.dihedral_p, gen)
     x = geometry(x, cfg, gen)
     x = intensity(x, cfg, gen)
     x = resolution(x, cfg, gen)
@@ -82,6 +86,23 @@ def _uniform(gen: torch.Generator, lo: float, hi: float, n: int) -> torch.Tensor
 
 def _chance(gen: torch.Generator, p: float, n: int) -> torch.Tensor:
     return torch.rand(n, generator=gen, device=gen.device) < p
+
+
+def dihedral(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """With chance p per image, one of the seven other orientations of the square: quarter turns, and flips
+    about either axis or a diagonal (a sagittal slice stored on its side, a flipped export)."""
+    n = x.shape[0]
+    turns = torch.randint(0, 4, (n,), generator=gen, device=gen.device)
+    flip = _chance(gen, 0.5, n)
+    chosen = _chance(gen, p, n) & ((turns > 0) | flip)
+    out = x.clone()
+    for k in range(4):
+        for f in (False, True):
+            rows = torch.nonzero(chosen & (turns == k) & (flip == f)).flatten()
+            if len(rows):
+                turned = torch.rot90(x[rows], k, dims=(-2, -1))
+                out[rows] = turned.flip(-1) if f else turned
+    return out
 
 
 def geometry(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .checkpoint import default_model_path, models_dir, read_card
-from .evaluation import screening_rates
+from .metrics import screening_rates
 from .story import mean_sd
 
 
@@ -70,13 +70,24 @@ def comparison_table(cards: list[dict]) -> pd.DataFrame:
             "unseen datasets: right, not flagged": held.get("right_not_flagged"),
             "unseen other kinds: flagged": held.get("foreign_flagged"), "unseen datasets: ECE": held.get("ece"),
             "test accuracy": test.get("accuracy"), "test AUC": test.get("auc"),
+            "input px": (c.get("input", {}).get("size") or [None])[0],
             "parameters": c.get("model", {}).get("parameters"), "CPU ms/image": c.get("speed", {}).get("predict_ms_median"),
-            "training s": t.get("seconds"), "validation images": v.get("n"), "epochs": cfg.get("epochs"),
+            "training s": t.get("seconds"), "trained on": trained_on(t), "validation images": v.get("n"),
+            "epochs": cfg.get("epochs"),
             "best epoch": t.get("best_epoch"),
             "lr": cfg.get("lr"), "augment": cfg.get("augment"), "card": c["file"],
         })
     table = pd.DataFrame(rows)
     return table.dropna(axis=1, how="all") if len(table) else table
+
+
+def trained_on(training: dict) -> str | None:
+    """The hardware a card's model trained on, in a few words ("NVIDIA H200", "CPU, 2 cores")."""
+    hardware = training.get("hardware") or ""
+    if training.get("device") == "cuda" or "NVIDIA" in hardware:
+        return hardware.rsplit(", ", 1)[-1] if ", " in hardware else "GPU"
+    cores = next((part.split()[0] for part in hardware.split(", ") if part.endswith("CPU cores")), None)
+    return f"CPU, {cores} cores" if cores else ("CPU" if hardware else None)
 
 
 def evaluated_on(card: dict) -> str:
@@ -131,14 +142,17 @@ def crossval_table(card: dict) -> pd.DataFrame:
     every out-of-fold image pooled, and the scikit-learn baseline's mean ± SD (empty without one)."""
     cv = card.get("crossval") or {}
     folds, pooled, base = cv.get("own_validation", {}), cv.get("own_pooled", {}), cv.get("baseline", {})
+    least = (cv.get("shift") or {}).get("least_typical", {})
     rows = []
     for key, name in CV_METRICS:
         percent = key in ("accuracy", "sensitivity", "specificity")
-        value = pooled.get(key)
+        value, shifted = pooled.get(key), least.get(key)
         rows.append({"metric": name, "fold models, mean ± SD": mean_sd(folds.get(key), percent),
                      "all out-of-fold images": None if value is None else (f"{value:.1%}" if percent else f"{value:.3f}"),
+                     "least typical 20%": None if shifted is None else (f"{shifted:.1%}" if percent else f"{shifted:.3f}"),
                      "baseline, mean ± SD": mean_sd(base.get(key), percent)})
     table = pd.DataFrame(rows)
+    table = table.dropna(axis=1, how="all")  # e.g. no shift numbers on a card from before they existed
     return table[table.iloc[:, 1:].notna().any(axis=1)].reset_index(drop=True) if cv else table.iloc[0:0]
 
 

@@ -24,10 +24,13 @@ import torch
 
 from .calibration import choose_threshold, fit_temperature
 from .baseline import pca_logistic_baseline
-from .evaluation import compute_metrics, expected_calibration_error, open_set_metrics, screening_rates
+from .metrics import (compute_metrics, expected_calibration_error, open_set_metrics, operating_point,
+                         screening_rates)
 from .models import build_model
 from .ood import MahalanobisOOD
 from .sources import dataset_folds, own_origin
+from .acquisition import TRAITS, acquisition_traits, atypicality
+from .splits import kept_together, patient_ids, split_groups
 from .training import (TrainConfig, architecture_args, check_init, fit, init_weights, logits_and_features, resolve_device,
                        task_spec, train, training_data, training_split)
 
@@ -46,7 +49,8 @@ def fold_plan(ds, own: str, folds: int, cfg: TrainConfig) -> list[list[str]]:
 
 
 def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | None = None, paths: dict | None = None,
-                   progress: bool = True, state_dir: Path | None = None, resume: bool = False) -> dict:
+                   progress: bool = True, state_dir: Path | None = None, resume: bool = False,
+                   deadline: float | None = None) -> dict:
     """Train one model per fold; returns the record (choices, tables, predictions) and, under "members",
     the fold models with their distances (not for the card). state_dir: each fold's training state is saved
     there (fold-<i>.pt) after every epoch; resume continues each fold from it (finished folds are not retrained)."""
@@ -68,7 +72,7 @@ def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | Non
         if cfg.init:
             init_weights(model, cfg.init)
         run = fit(model, fold_cfg, spec, ds, train_idx, val_idx, device, progress,
-                  None if state_dir is None else Path(state_dir) / f"fold-{f}.pt", resume)
+                  None if state_dir is None else Path(state_dir) / f"fold-{f}.pt", resume, deadline=deadline)
         logits, feats = logits_and_features(model, ds.images[val_idx])
         in_kind = train_idx[ds.labels[train_idx] < k]
         maha = MahalanobisOOD.fit(logits_and_features(model, ds.images[in_kind])[1].numpy(), ds.labels[in_kind])
@@ -99,6 +103,9 @@ def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | Non
     }
     if cfg.own_cv:
         record["own_pooled"] = own_pooled(pooled, nested, spec, own)
+        record["shift"] = atypical_numbers(pooled, nested, spec, own, ds)
+        if spec.positive_class:
+            record["operating_point"] = pooled_operating_point(pooled, chosen, spec, own)
         if baselines:
             record["baseline"] = spread([{key: b[key] for key in ("accuracy", "auc", "macro_f1")} for b in baselines])
             record["baseline"]["model"] = baselines[0]["model"]
@@ -221,28 +228,57 @@ def own_pooled(pooled: dict, nested: tuple, spec, own: str) -> dict:
     return metrics
 
 
+def atypical_numbers(pooled: dict, nested: tuple, spec, own: str, ds, share: float = 0.2) -> dict:
+    """The out-of-fold numbers on the `share` of own images whose patients look least typical by acquisition
+    traits (acquisition.atypicality), against the rest: a shift the folds themselves contain."""
+    flagged, probs, pred = nested
+    mine = np.flatnonzero(pooled["origins"] == own)
+    index = pooled["index"][mine]
+    patients = patient_ids([ds.files[i] for i in index], spec) if spec.patient_pattern else None
+    groups = split_groups(ds.images[index], spec.near_duplicate_distance, patients)
+    score = atypicality(acquisition_traits(ds.images[index]), groups)
+    least = score >= np.quantile(score, 1 - share)
+    out = {"method": f"out-of-fold predictions of the {least.mean():.0%} of own images whose patients are least typical "
+                     f"by {', '.join(TRAITS)} (robust z-scores), against the rest; thresholds nested"}
+    for name, rows in (("least_typical", mine[least]), ("rest", mine[~least])):
+        metrics = compute_metrics(probs[rows], pooled["labels"][rows], spec.classes, pred[rows])
+        out[name] = {"n": metrics["n"], "accuracy": metrics["accuracy"], **screening_numbers(metrics, spec),
+                     "flagged": float(flagged[rows].mean())}
+    return out
+
+
+def pooled_operating_point(pooled: dict, chosen: dict, spec, own: str) -> dict:
+    """The chosen operating threshold on every pooled out-of-fold own image (the ROC and where the point sits on
+    it); its sensitivity here is on the predictions it was chosen on, so the nested numbers are the estimate."""
+    mine = pooled["origins"] == own
+    probs, _ = calibrated(pooled["logits"][mine], spec.num_classes, chosen["temperature"])
+    pos = spec.classes.index(spec.positive_class)
+    return operating_point(probs[:, pos], pooled["labels"][mine] == pos, chosen["operating_threshold"])
+
+
 def train_with_crossval(cfg: TrainConfig, folds: int = 5, data_path: str | Path | None = None,
                         out: Path | None = None, command: str = "", progress: bool = True, paths: dict | None = None,
-                        state_dir: Path | None = None, resume: bool = False):
+                        state_dir: Path | None = None, resume: bool = False, deadline: float | None = None):
     """Cross-validate, then ship a model with the values chosen there: one more model trained on
     everything, or (cfg.ensemble) the fold models themselves as one ensemble (state_dir, resume: see cross_validate)."""
     if cfg.ensemble and not cfg.own_cv:
         raise ValueError("--ensemble ships the fold models, which must not share validation images: add --own-cv")
-    record = cross_validate(cfg, folds, data_path, paths, progress, state_dir, resume)
+    record = cross_validate(cfg, folds, data_path, paths, progress, state_dir, resume, deadline)
     spec = task_spec(cfg)
     external = {key: record[key] for key in ("folds", "held_out", "own_validation", "per_fold", "seconds", "device")}
     external["method"] = (f"{len(record['folds'])}-fold cross-validation by dataset: each dataset other than "
                           f"{own_origin(spec)} is held out once; each fold's thresholds chosen on the other folds")
     extra = {"rejection": record["chosen"], "external": external}
     if cfg.own_cv:
-        extra["crossval"] = {key: record[key] for key in ("own_validation", "own_pooled", "baseline") if key in record}
+        extra["crossval"] = {key: record[key] for key in ("own_validation", "own_pooled", "baseline", "operating_point",
+                                                          "shift") if key in record}
         extra["crossval"]["method"] = (f"{len(record['folds'])}-fold stratified cross-validation over the "
-                                       f"{own_origin(spec)} train+val images (exact duplicates kept together, seed "
-                                       f"{cfg.seed}); mean and standard deviation over the folds, each fold's "
+                                       f"{own_origin(spec)} train+val images ({kept_together(spec)} kept together, "
+                                       f"seed {cfg.seed}); mean and standard deviation over the folds, each fold's "
                                        "thresholds chosen on the other folds")
     if not cfg.ensemble:
         return train(cfg, data_path, out, command, progress, paths, rejection=record["chosen"], card_extra=extra,
-                     state_dir=state_dir, resume=resume)
+                     state_dir=state_dir, resume=resume, deadline=deadline)
     from .fold_ensemble import ensemble_card, ensemble_classifier
     from .training import save_classifier
 

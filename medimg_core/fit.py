@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .augment import AUGMENT_SETS, augment_batch, scaled
 from .data import Dataset
-from .evaluation import auc_score
+from .metrics import auc_score
 from .schedule import load_state, resize_batch, save_state, size_schedule
 from .sources import own_origin
 from .tasks import TaskSpec
@@ -44,7 +44,7 @@ class TrainConfig:
     augment_set: str = "standard"  # a name in augment.AUGMENT_SETS
     balance: bool = False  # weight the loss by inverse class frequency
     val_fraction: float = 0.1
-    validation: str = "random"  # the own validation split: "random" (grouped) or "atypical" (least typical patients)
+    validation: str = "random"  # the own validation split: "random" (grouped), "atypical" or "earliest" (patients)
     max_per_class: int | None = None  # a small subset of the task's own data, for quick runs and tests
     seed: int = 0
     ood_quantile: float = 0.995
@@ -69,6 +69,10 @@ class TrainConfig:
     distill_alpha: float = 0.5  # the soft-target share of the loss when distilling
     distill_temperature: float = 4.0  # the temperature of the soft targets
     extra: dict = field(default_factory=dict)
+
+
+class RunStopped(Exception):
+    """A run that stopped after the epoch it was told to (`until`), its state saved for --resume."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -139,7 +143,7 @@ def run_config(cfg: TrainConfig) -> dict:
 
 def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, train_idx: np.ndarray,
         val_idx: np.ndarray, device: torch.device, progress: bool = True, state_file: Path | None = None,
-        resume: bool = False) -> dict:
+        resume: bool = False, until: int | None = None, deadline: float | None = None) -> dict:
     """The training loop; leaves the kept weights in the model (on the CPU) and returns the run's record.
 
     Runs of the task's own data alone keep the epoch that validates best (as before); multi-source
@@ -149,6 +153,10 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
     Args:
         state_file: where the run's state is saved after every epoch (None: not saved).
         resume: continue from state_file when it exists (a finished run's state skips the loop).
+        until: stop after this epoch, the state saved, by raising RunStopped.
+        deadline: stop after the first epoch that ends past this time.monotonic() value (a time limit), likewise.
+    Raises:
+        RunStopped: the run reached `until` or its deadline before its last epoch.
     """
     k = spec.num_classes
     torch.backends.cudnn.benchmark = device.type == "cuda"
@@ -221,6 +229,10 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
             best = (score, epoch, {key: v.detach().cpu().clone() for key, v in model.state_dict().items()})
         if state_file is not None:
             save_state(state_file, epoch, model, opt, sched, generators, history, best, seconds, run_config(cfg))
+        late = deadline is not None and time.monotonic() > deadline
+        if (late or (until is not None and epoch >= until)) and epoch < cfg.epochs:
+            raise RunStopped(f"stopped after epoch {epoch} of {cfg.epochs}" + (
+                f"; its state is in {state_file}: continue with the same command and --resume" if state_file else ""))
     for hook in hooks:
         hook.remove()
     model.cpu().load_state_dict(best[2])

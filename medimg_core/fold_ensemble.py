@@ -17,6 +17,7 @@ from .models import Ensemble
 from .ood import MemberDistances, RejectionRule
 from .predict import Classifier
 from .speed import predict_latency
+from .splits import kept_together
 from .tasks import TaskSpec
 from .training import TrainConfig, build_card
 
@@ -41,8 +42,8 @@ def ensemble_card(clf: Classifier, record: dict, cfg: TrainConfig, model_args: d
     card = build_card(cfg, clf.spec, ds, kept, np.array([], np.int64), clf.model, model_args, run, command, device,
                       record["notes"])
     card["training"]["fold_histories"] = [m["history"] for m in members]
-    card["data"]["split"] = (f"{len(members)} stratified folds over train+val (exact duplicates kept together, seed "
-                             f"{cfg.seed}); every image trains {len(members) - 1} of the members and validates one")
+    card["data"]["split"] = (f"{len(members)} stratified folds over train+val ({kept_together(clf.spec)} kept together, "
+                             f"seed {cfg.seed}); every image trains {len(members) - 1} of the members and validates one")
     pooled = record["own_pooled"]
     card["validation"] = {**pooled, "what": f"out-of-fold: each of the {pooled['n']:,} train+val images judged by the "
                                             "fold model that did not train on it, thresholds nested"}
@@ -59,6 +60,7 @@ def ensemble_card(clf: Classifier, record: dict, cfg: TrainConfig, model_args: d
     if clf.operating_threshold is not None:
         card["operating_threshold"] = {"class": clf.spec.positive_class, "threshold": chosen["operating_threshold"],
                                        "chosen_by": f"{threshold_rule(clf.spec)} on pooled out-of-fold predictions of all "
-                                                    f"{pooled['n']:,} train+val images"}
+                                                    f"{pooled['n']:,} train+val images",
+                                       "out_of_fold": record.get("operating_point")}
     card["speed"] = predict_latency(clf)
     return card

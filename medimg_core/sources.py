@@ -19,7 +19,7 @@ import numpy as np
 from .acquisition import atypical_split
 from .data import Dataset, DataError, dataset_path, fingerprint, load_dataset, read_source
 from .folders import SourceImages
-from .splits import own_folds, patient_ids, split_groups, split_train_val, subset_positions
+from .splits import earliest_split, own_folds, patient_ids, split_groups, split_train_val, subset_positions
 from .tasks import DataSource, TaskSpec, get_source
 
 
@@ -149,16 +149,21 @@ def pool_split(ds: Dataset, own: str, max_per_class: int | None, val_fraction: f
     which validate. max_distance: keep near-duplicates of the own images (pHash bits) on one side, not only exact ones;
     spec: a task whose file names carry the patient (TaskSpec.patient_pattern) keeps each patient on one side;
     strategy "atypical": the own validation images are the least typical patients by acquisition traits
-    (`acquisition.atypical_split`), not a random draw.
+    (`acquisition.atypical_split`); "earliest": the patients of the lowest numbers (`splits.earliest_split`).
     """
     mine = np.flatnonzero((ds.origin == own) & (ds.split != "test"))  # an official test split never trains
     mine = mine[subset_positions(ds.labels[mine], max_per_class, seed)]
     mine_ds = ds.subset(mine)
     patients = patient_ids(mine_ds.files, spec) if spec is not None and spec.patient_pattern else None
     patients = patients if patients is not None and (patients != "").any() else None  # names without patients
-    if own_fold is None and strategy == "atypical":
+    if own_fold is None and strategy in ("atypical", "earliest"):
         groups = split_groups(mine_ds.images, max_distance, patients)
-        own_train, own_val = atypical_split(mine_ds.images, mine_ds.labels, groups, val_fraction, len(ds.classes))
+        if strategy == "atypical":
+            own_train, own_val = atypical_split(mine_ds.images, mine_ds.labels, groups, val_fraction, len(ds.classes))
+        elif patients is None:
+            raise DataError(f"--validation earliest needs patient numbers in the file names; {own} has none")
+        else:
+            own_train, own_val = earliest_split(mine_ds.labels, groups, patients, val_fraction, len(ds.classes))
     elif own_fold is None:
         own_train, own_val = split_train_val(mine_ds, val_fraction, seed, max_distance, patients)
     else:

@@ -9,6 +9,8 @@ another patient's image joins that patient's group.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .duplicates import connected_groups, duplicate_groups, near_duplicate_groups
@@ -36,6 +38,13 @@ def split_groups(images: np.ndarray, max_distance: int | None = None, patients: 
     return connected_groups(len(images), np.concatenate(i), np.concatenate(j))
 
 
+def kept_together(spec) -> str:
+    """What a task's splits keep on one side, in words (see splits.split_groups)."""
+    copies = "exact duplicates" if spec.near_duplicate_distance is None else \
+        f"near-duplicates (pHash within {spec.near_duplicate_distance} of 64 bits)"
+    return f"each patient's images and {copies}" if spec.patient_pattern else copies
+
+
 def split_train_val(ds, val_fraction: float = 0.1, seed: int = 0, max_distance: int | None = None,
                     patients: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a stratified train/validation split that keeps each group (see split_groups) on one side.
@@ -57,6 +66,35 @@ def split_train_val(ds, val_fraction: float = 0.1, seed: int = 0, max_distance: 
     in_val = np.isin(groups, np.concatenate(val_groups))
     known = ds.labels < len(ds.classes)
     return np.flatnonzero(known & ~in_val), np.flatnonzero(known & in_val)
+
+
+def patient_number(patient: str) -> float:
+    """The number at the end of a patient name ("person-1000" -> 1000, "IM-0115" -> 115); inf when there is none."""
+    found = re.search(r"(\d+)$", patient)
+    return float(found.group(1)) if found else float("inf")
+
+
+def earliest_split(labels: np.ndarray, groups: np.ndarray, patients: np.ndarray, fraction: float,
+                   num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) positions: in each class, the groups of the lowest patient numbers (where a dataset
+    numbers its patients in the order they came, the earliest ones) until `fraction` of the class validates.
+
+    A split by time: the images of later patients train, those of earlier ones validate, as a test split
+    gathered at another time would differ. Images of other labels, and images without a patient, all train.
+    """
+    numbers = np.array([patient_number(p) for p in patients])
+    val = []
+    for c in range(num_classes):
+        mine = np.flatnonzero((labels == c) & np.isfinite(numbers))
+        ids, inverse = np.unique(groups[mine], return_inverse=True)
+        first = np.full(len(ids), np.inf)
+        np.minimum.at(first, inverse, numbers[mine])
+        sizes = np.bincount(inverse, minlength=len(ids))
+        order = np.argsort(first, kind="stable")
+        take = order[: int(np.searchsorted(np.cumsum(sizes[order]), fraction * len(mine))) + 1]
+        val.append(mine[np.isin(inverse, take)])
+    val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, np.int64)
+    return np.setdiff1d(np.flatnonzero(labels < num_classes), val_idx), val_idx
 
 
 def own_folds(ds, n_folds: int, seed: int, max_distance: int | None = None,

@@ -1,4 +1,5 @@
-"""Pictures of nothing medical, generated in code: noise, gradients, checkerboards, stripes and shapes.
+"""Pictures of nothing medical, generated in code: blank and near-blank frames, noise, gradients,
+checkerboards, stripes and shapes.
 
 A foreign source ('synthetic') that teaches a model's rejection output that such pictures are no
 scan, and a check of it in `benchmarks/ood_check.py`. Training and the benchmark draw with
@@ -11,7 +12,8 @@ import numpy as np
 from .folders import SourceImages
 from .imaging import to_model_input, to_uint8
 
-KINDS = ("uniform noise", "smooth noise", "linear gradient", "radial gradient", "checkerboard", "stripes", "discs")
+KINDS = ("uniform noise", "smooth noise", "linear gradient", "radial gradient", "checkerboard", "stripes", "discs",
+         "blank", "near-blank", "gaussian noise")
 TRAINING_SEED = 12345
 
 
@@ -20,6 +22,12 @@ def synthetic_picture(kind: str, rng: np.random.Generator, size: int = 96) -> np
     yy, xx = np.mgrid[:size, :size] / size
     if kind == "uniform noise":
         im = rng.random((size, size)) * rng.uniform(0.3, 1) + rng.uniform(0, 0.3)
+    elif kind == "blank":  # one grey level, black and white included
+        im = np.full((size, size), rng.choice([0.0, 1.0, rng.uniform(0, 1)]))
+    elif kind == "near-blank":  # one level with faint noise, as a blank frame saved through JPEG
+        im = rng.uniform(0, 1) + rng.normal(0, rng.uniform(0.002, 0.02), (size, size))
+    elif kind == "gaussian noise":
+        im = rng.normal(rng.uniform(0.3, 0.7), rng.uniform(0.05, 0.3), (size, size))
     elif kind == "smooth noise":
         small = rng.random((rng.integers(3, 12),) * 2)
         im = np.kron(small, np.ones((size // len(small) + 1,) * 2))[:size, :size]

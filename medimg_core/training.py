@@ -19,10 +19,10 @@ import torch
 
 from .baseline import pca_logistic_baseline
 from .calibration import calibrate, calibration_sections
-from .checkpoint import save_checkpoint, write_card
+from .checkpoint import HALF_ABOVE, save_checkpoint, write_card
 from .data import Dataset
 from .duplicates import duplicate_groups, near_duplicate_summary
-from .evaluation import classify, open_set_metrics
+from .metrics import classify, open_set_metrics
 from .fit import TrainConfig, fit, logits_and_features, resolve_device
 from .models import build_model, cam_layer_name, count_parameters
 from .predict import Classifier
@@ -114,11 +114,13 @@ def limit_per_class(ds: Dataset, max_per_class: int | None, seed: int) -> Datase
 
 def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | None = None, command: str = "",
           progress: bool = True, paths: dict | None = None, rejection: dict | None = None,
-          card_extra: dict | None = None, state_dir: Path | None = None, resume: bool = False) -> tuple[Classifier, dict]:
+          card_extra: dict | None = None, state_dir: Path | None = None, resume: bool = False,
+          deadline: float | None = None) -> tuple[Classifier, dict]:
     """Train, calibrate and card a model for cfg.task; writes <out> and its card when out is given.
 
     Args:
         state_dir: the run's state is saved there after every epoch (state.pt); resume continues from it.
+        deadline: a time.monotonic() value; the run stops (fit.RunStopped) after the first epoch past it.
         paths: other sources' archives by source name (default: the data folder).
         rejection: temperature, 'other' and distance thresholds chosen by cross-validation on held-out
             datasets (crossval.py); without it they are fitted on the task's own validation split.
@@ -137,7 +139,7 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
     if cfg.init:
         init_weights(model, cfg.init)
     run = fit(model, cfg, spec, ds, train_idx, val_idx, device, progress,
-              None if state_dir is None else Path(state_dir) / "state.pt", resume)
+              None if state_dir is None else Path(state_dir) / "state.pt", resume, deadline=deadline)
 
     own_val = val_idx[ds.origin[val_idx] == own_origin(spec)]
     clf, fitted = calibrate(model, spec, ds, train_idx, own_val, cfg.ood_quantile, rejection)
@@ -190,9 +192,14 @@ def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, mode
         "input": {
             "size": [spec.image_size, spec.image_size], "channels": 1,
             "preprocessing": "read_image -> grayscale [0,1] (8-bit /255; 16-bit, float and DICOM windowed) -> "
-                             f"letterbox onto a black {spec.image_size}x{spec.image_size} square (Lanczos) -> model normalises (x-0.5)/0.25",
+                             + (f"squash to {spec.image_size}x{spec.image_size} (Lanczos, aspect ratio not kept, as the "
+                                "training copy was)" if spec.fit == "squash" else
+                                f"letterbox onto a black {spec.image_size}x{spec.image_size} square (Lanczos)")
+                             + (" -> histogram equalisation" if model_args.get("input_norm") == "equalize" else "")
+                             + " -> model normalises (x-0.5)/0.25",
         },
-        "model": {**model_args, "parameters": n_params, "size_mb": round(n_params * 4 / 2**20, 2),
+        "model": {**model_args, "parameters": n_params,
+                  "size_mb": round(n_params * (2 if n_params > HALF_ABOVE else 4) / 2**20, 2),  # float16 above HALF_ABOVE
                   "cam_layer": cam_layer_name(model), "outputs": list(spec.classes) + (["other"] if model_args.get("reject") else [])},
         "training": {
             "config": asdict(cfg), "command": command, "best_epoch": run["best_epoch"], "selection": run["selection"],

@@ -6,7 +6,7 @@ import pytest
 
 from medimg_core import get_task
 from medimg_core.data import Dataset, load_dataset
-from medimg_core.evaluation import compute_metrics
+from medimg_core.metrics import compute_metrics
 from medimg_core.explore import (OUTCOMES, class_split_counts, confusion_summary, mean_images, mean_intensity,
                                  model_split, outcome_mask, pixel_histograms, sample_indices)
 from medimg_core.training import TrainConfig, train

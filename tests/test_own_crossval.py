@@ -106,7 +106,7 @@ def test_the_ensemble_predicts_and_explains_like_any_model(fold_ensemble):
     clf = load_classifier("pneumonia", fold_ensemble)
     image = np.random.default_rng(0).random((40, 40), dtype=np.float32)
     pred = clf.predict(image)
-    assert pred.label in PNEUMONIA.classes and sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert pred.closest in PNEUMONIA.classes and sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     heat = clf.explain(image)
     assert heat.shape == (64, 64) and 0.0 <= heat.min() and heat.max() <= 1.0
 
