@@ -10,9 +10,10 @@ TEST_DATA ?= $(abspath ../shared/data)
 
 # The requirements, then this project itself, editable and without its (already installed) dependencies:
 # that puts the `medimg` command into $(VENV)/bin and lets it find the shipped models in assets/.
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-audit.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-audit.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 

@@ -15,6 +15,7 @@ PAGES = [
     st.Page("app_pages/predict.py", title="Predict", icon=":material/radiology:"),
     st.Page("app_pages/explorer.py", title="Dataset explorer", icon=":material/scatter_plot:"),
     st.Page("app_pages/models.py", title="Models", icon=":material/leaderboard:"),
+    st.Page("app_pages/audit.py", title="Audit", icon=":material/fact_check:"),
     st.Page("app_pages/background.py", title="MRI vs CT vs X-ray", icon=":material/menu_book:"),
     st.Page("app_pages/presentation.py", title="Presentation", icon=":material/slideshow:"),
 ]

@@ -4,7 +4,7 @@ results; it does not run the audit."""
 import streamlit as st
 
 from medimg_app import audit_widgets as aw
-from medimg_core.audit_summary import AuditError, filter_rows
+from medimg_core.inference.audit_summary import AuditError, filter_rows
 
 st.title("Audit")
 st.caption("`medimg audit PATH... --out DIR` sorts and checks a whole archive (folders, zip archives, DICOM trees) "

@@ -5,8 +5,8 @@ import streamlit as st
 from medimg_app import cache, widgets
 from medimg_app.presentation import examples_grid
 from medimg_core import get_task
-from medimg_core.data import DataError
-from medimg_core.story import DISCLAIMER
+from medimg_core.data.datasets import DataError
+from medimg_core.reports.story import DISCLAIMER
 
 MODALITIES = ("X-ray", "CT", "MRI")
 

@@ -4,8 +4,8 @@ import streamlit as st
 from medimg_app import cache
 from medimg_app import explorer_map as em
 from medimg_app import explorer_widgets as ew
-from medimg_core.checkpoint import default_model_path
-from medimg_core.data import DataError
+from medimg_core.models.checkpoint import default_model_path
+from medimg_core.data.datasets import DataError
 
 VIEWS = ["Embedding map", "Summary", "Gallery", "Validation errors"]
 

@@ -6,8 +6,8 @@ from medimg_app import models_widgets as mw
 from medimg_app.widgets import EMPTY_CELL
 from medimg_app import roc_widgets
 from medimg_core import TASKS
-from medimg_core.checkpoint import default_model_path, models_dir
-from medimg_core.compare import comparison_table, crossval_table, external_table, search_table, training_curves
+from medimg_core.models.checkpoint import default_model_path, models_dir
+from medimg_core.reports.compare import comparison_table, crossval_table, external_table, search_table, training_curves
 
 st.title("Models")
 st.caption("Every number here is read from the model cards in `assets/models/`: validation metrics (on each model's "

@@ -4,7 +4,7 @@ import streamlit as st
 from medimg_app import predict_widgets, widgets
 from medimg_app.cache import classifier, model_card, shipped_tasks, task_title, warm_models
 from medimg_core import get_task
-from medimg_core.story import mean_sd
+from medimg_core.reports.story import mean_sd
 
 
 def model_summary(task: str) -> str:

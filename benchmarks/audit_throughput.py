@@ -7,10 +7,12 @@ names to make the two sizes. Then the audit with 1 and 2 workers (local Ray with
 files/s per core that a cluster multiplies. Every method runs as a fresh process, as a user would start it.
 
     decode-only floor: a pool of 2 processes reading and decoding each file with read_image, nothing else
-    medimg predict:    python -m medimg_core predict --task modality PATH... (one process, one file at a time)
+    medimg predict:    python -m medimg_core predict --task modality PATH... (one process, one file at a time), as
+                       a user runs it, and with OMP_NUM_THREADS=1 (one torch thread: far faster on a busy machine)
     medimg audit:      the audit on Ray Data (`--workers W`), Parquet and summary written
 
-Usage: python -m benchmarks.audit_throughput [--mednist-files 11790] [--dicom-files 800] [--repeats 2] [--no-workers]
+Usage: python -m benchmarks.audit_throughput [--mednist-files 11790] [--dicom-files 800] [--repeats 2]
+           [--columns floor predict predict-1-thread audit] [--no-model] [--no-workers]
 Needs $MEDIMG_DATA_DIR (MedNIST.tar.gz, scan-kinds.tar.gz); unpacks subsets to a temporary folder, removed after.
 """
 from __future__ import annotations
@@ -28,10 +30,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from medimg_core.imaging import ImageReadError, read_image
+from medimg_core.io.imaging import ImageReadError, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
-AUDIT = ("import sys, argparse; from medimg_core.audit_cli import add_audit_parser, cmd_audit; "
+AUDIT = ("import sys, argparse; from medimg_core.cli.audit import add_audit_parser, cmd_audit; "
          "p = argparse.ArgumentParser(); add_audit_parser(p.add_subparsers(dest='c')); "
          "sys.exit(cmd_audit(p.parse_args(['audit'] + sys.argv[1:])))")
 
@@ -70,17 +72,20 @@ def decode_floor(files: list[Path]) -> float:
     return time.perf_counter() - started
 
 
-def command_seconds(argv: list[str]) -> float:
+def command_seconds(argv: list[str], env: dict | None = None) -> float:
     """Wall seconds of one command run as a fresh process (output discarded; a failure stops the benchmark)."""
     started = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{' '.join(argv[:4])} ... failed: {done.stderr.strip().splitlines()[-1:]}")
     return time.perf_counter() - started
 
 
-def predict_seconds(folders: list[Path], files: list[Path]) -> float:
-    return command_seconds([sys.executable, "-m", "medimg_core", "predict", "--task", "modality", *map(str, folders)])
+def predict_seconds(folders: list[Path], threads: int | None = None) -> float:
+    """`medimg predict` as a user runs it, or with OMP_NUM_THREADS=threads (torch's threads per process)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    return command_seconds([sys.executable, "-m", "medimg_core", "predict", "--task", "modality", *map(str, folders)],
+                           env)
 
 
 def audit_seconds(folders: list[Path], workers: int, tmp: Path) -> float:
@@ -115,7 +120,7 @@ def model_alone(batch: int = 256, batches: int = 8) -> float:
     import numpy as np
     import torch
 
-    from medimg_core.predict import load_classifier
+    from medimg_core.inference.predict import load_classifier
 
     torch.set_num_threads(2)
     clf = load_classifier("modality")
@@ -137,14 +142,37 @@ def ratio(a: float, b: float) -> str:
     return "n/a" if math.isnan(a) or math.isnan(b) else f"{a / b:.1f}x"
 
 
-def compare(name: str, root: Path, files: list[Path], tmp: Path, repeats: int) -> float:
-    """One table row: floor, predict and audit (2 workers) on the same files; returns the audit's files/s."""
-    floor = steady(lambda folders, fs: decode_floor(fs), root, files, repeats)
-    predict = steady(predict_seconds, root, files, repeats)
-    audit = steady(lambda folders, fs: audit_seconds(folders, 2, tmp), root, files, repeats)
-    print(f"| {name} | {len(files) // 2:,} -> {len(files):,} | {cell(*floor)} | {cell(*predict)} | {cell(*audit)} | "
-          f"{ratio(floor[0], audit[0])} | {ratio(audit[0], predict[0])} |", flush=True)
-    return audit[0]
+COLUMNS = {"floor": "decode-only floor (2 processes)", "predict": "medimg predict",
+           "predict-1-thread": "medimg predict, OMP_NUM_THREADS=1", "audit": "medimg audit (2 workers)"}
+
+
+def measure(column: str, root: Path, files: list[Path], tmp: Path, repeats: int) -> tuple[float, float]:
+    """(steady files/s, start-up s) of one method (a COLUMNS key) on the same files."""
+    runs = {"floor": lambda folders, fs: decode_floor(fs),
+            "predict": lambda folders, fs: predict_seconds(folders),
+            "predict-1-thread": lambda folders, fs: predict_seconds(folders, threads=1),
+            "audit": lambda folders, fs: audit_seconds(folders, 2, tmp)}
+    return steady(runs[column], root, files, repeats)
+
+
+def compare(name: str, root: Path, files: list[Path], tmp: Path, repeats: int, columns: list[str]) -> None:
+    """One table row: every chosen method on the same files, and the audit against the floor and predict."""
+    found = {c: measure(c, root, files, tmp, repeats) for c in columns}
+    cells = [cell(*found[c]) for c in columns]
+    rates = {c: r for c, (r, _) in found.items()}
+    if "audit" in rates:
+        cells += [ratio(rates[c], rates["audit"]) if c == "floor" else ratio(rates["audit"], rates[c])
+                  for c in columns if c != "audit"]
+    print(f"| {name} | {len(files) // 2:,} -> {len(files):,} | {' | '.join(cells)} |", flush=True)
+
+
+def header(columns: list[str]) -> None:
+    """The table's header lines for the chosen columns."""
+    names = [COLUMNS[c] for c in columns]
+    if "audit" in columns:
+        names += ["floor / audit" if c == "floor" else f"audit / {COLUMNS[c]}" for c in columns if c != "audit"]
+    print(f"| files | measured on | {' | '.join(names)} |")
+    print("| --- " * (len(names) + 2) + "|")
 
 
 def main() -> None:
@@ -153,6 +181,9 @@ def main() -> None:
     parser.add_argument("--dicom-files", type=int, default=800, help="scan-kinds DICOMs, repeated as copies")
     parser.add_argument("--no-workers", dest="workers", action="store_false", help="skip the 1 vs 2 workers table")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each size, the fastest counts (default 2)")
+    parser.add_argument("--columns", nargs="+", choices=list(COLUMNS), default=list(COLUMNS),
+                        help="the methods to measure (default: all)")
+    parser.add_argument("--no-model", dest="model", action="store_false", help="skip the model-alone line")
     args = parser.parse_args()
     data = Path(os.environ.get("MEDIMG_DATA_DIR", ROOT.parent / "shared" / "data"))
     print(f"{os.cpu_count()} cores; load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -160,13 +191,12 @@ def main() -> None:
         tmp = Path(tmp_name)
         mednist = unpack(data / "MedNIST.tar.gz", tmp / "mednist", args.mednist_files, ".jpeg", every=4)
         dicoms = unpack(data / "scan-kinds.tar.gz", tmp / "dicom", args.dicom_files, ".dcm")
-        print("| files | measured on | decode-only floor (2 processes) | medimg predict | medimg audit (2 workers) "
-              "| floor / audit | audit / predict |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        compare("MedNIST JPEG 64x64", tmp / "mednist", mednist, tmp, args.repeats)
-        compare("scan-kinds DICOM", tmp / "dicom", dicoms, tmp, args.repeats)
-        print(f"\nThe modality model alone (predict_batch on 64 x 64 inputs in memory, 2 threads, as shipped): "
-              f"{model_alone():,.0f} images/s", flush=True)
+        header(args.columns)
+        compare("MedNIST JPEG 64x64", tmp / "mednist", mednist, tmp, args.repeats, args.columns)
+        compare("scan-kinds DICOM", tmp / "dicom", dicoms, tmp, args.repeats, args.columns)
+        if args.model:
+            print(f"\nThe modality model alone (predict_batch on 64 x 64 inputs in memory, 2 threads, as shipped): "
+                  f"{model_alone():,.0f} images/s", flush=True)
         if args.workers:
             print("\n| audit workers (local Ray CPUs) | steady files/s | per worker | start-up |")
             print("| --- | --- | --- | --- |")

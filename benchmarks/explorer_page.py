@@ -145,9 +145,9 @@ def warm_up(browser, port: int) -> None:
 def expected_embedding():
     """The embedding the page shows for the installed modality model (and dataset, when downloaded)."""
     from medimg_core import get_task
-    from medimg_core.checkpoint import default_model_path
-    from medimg_core.data import dataset_path, load_dataset
-    from medimg_core.embed import file_fingerprint, find_embedding
+    from medimg_core.models.checkpoint import default_model_path
+    from medimg_core.data.datasets import dataset_path, load_dataset
+    from medimg_core.reports.embed import file_fingerprint, find_embedding
 
     spec = get_task("modality")
     data_fp = load_dataset(spec).fingerprint if dataset_path(spec) else None

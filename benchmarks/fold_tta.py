@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from medimg_core import load_classifier
-from medimg_core.crossval import calibrated
-from medimg_core.data import dataset_path, load_dataset
-from medimg_core.metrics import compute_metrics
-from medimg_core.models import Ensemble
-from medimg_core.splits import own_folds
+from medimg_core.training.crossval import calibrated
+from medimg_core.data.datasets import dataset_path, load_dataset
+from medimg_core.inference.metrics import compute_metrics
+from medimg_core.models.architectures import Ensemble
+from medimg_core.data.splits import own_folds
 
 
 def member_probs(clf, member, images: np.ndarray, tta: bool) -> np.ndarray:

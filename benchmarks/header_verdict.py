@@ -23,11 +23,11 @@ import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from medimg_core.data import data_dir
-from medimg_core.dicom_header import read_dicom_header
-from medimg_core.imaging import ImageReadError, read_image
-from medimg_core.predict import load_classifier
-from medimg_core.verdict import label_text
+from medimg_core.data.datasets import data_dir
+from medimg_core.io.dicom_header import read_dicom_header
+from medimg_core.io.imaging import ImageReadError, read_image
+from medimg_core.inference.predict import load_classifier
+from medimg_core.inference.verdict import label_text
 
 ARCHIVES = ("scan-kinds.tar.gz", "scan-kinds-2.tar.gz")
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from medimg_core.checkpoint import default_model_path, read_card
-from medimg_core.cli import train_config
-from medimg_core.cli_parser import add_train_arguments
-from medimg_core.evaluation import open_set_report
+from medimg_core.models.checkpoint import default_model_path, read_card
+from medimg_core.cli.main import train_config
+from medimg_core.cli.parser import add_train_arguments
+from medimg_core.reports.evaluation import open_set_report
 
 
 def print_record(external: dict, chosen: dict) -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
     if args.run:
-        from medimg_core.crossval import cross_validate
+        from medimg_core.training.crossval import cross_validate
 
         record = cross_validate(train_config(args), args.folds, args.data, progress=False)
         print_record(record, record["chosen"])

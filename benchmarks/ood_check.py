@@ -17,9 +17,9 @@ from collections import Counter
 import numpy as np
 
 from medimg_core import get_task, load_classifier
-from medimg_core.data import dataset_path, load_dataset
-from medimg_core.splits import stratified_sample
-from medimg_core.synthetic import synthetic_pictures
+from medimg_core.data.datasets import dataset_path, load_dataset
+from medimg_core.data.splits import stratified_sample
+from medimg_core.data.synthetic import synthetic_pictures
 from medimg_core.tasks import TASKS
 
 

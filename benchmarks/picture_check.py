@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medimg_core.data import data_dir
-from medimg_core.imaging import ImageReadError, read_image
-from medimg_core.picture_check import not_a_scan
-from medimg_core.synthetic import KINDS, synthetic_picture
+from medimg_core.data.datasets import data_dir
+from medimg_core.io.imaging import ImageReadError, read_image
+from medimg_core.inference.picture_check import not_a_scan
+from medimg_core.data.synthetic import KINDS, synthetic_picture
 
 ARCHIVES = {"scan-kinds": "scan-kinds.tar.gz", "scan-kinds-2": "scan-kinds-2.tar.gz",
             "brain-tumor-mri": "brain-tumor-mri-training.tar.gz", "chest-xray-224": "chest-xray-pneumonia-224.tar.gz",
@@ -102,7 +102,7 @@ def flat_colours() -> dict[str, np.ndarray]:
 
 def no_scans(seeds: int, tasks: list[str]) -> None:
     """Pictures with no scan that pass the check, per kind and encoding; with tasks, those a shipped model labels."""
-    from medimg_core.predict import load_classifier
+    from medimg_core.inference.predict import load_classifier
 
     models = {task: load_classifier(task) for task in tasks}
     passed, labelled, total = defaultdict(Counter), defaultdict(Counter), Counter()

@@ -34,7 +34,7 @@ def main() -> None:
     import torch
 
     from medimg_core import load_classifier, read_image
-    from medimg_core.speed import reference_model, reference_predict, timed_ms
+    from medimg_core.inference.speed import reference_model, reference_predict, timed_ms
 
     if args.threads:
         torch.set_num_threads(args.threads)

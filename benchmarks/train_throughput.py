@@ -14,7 +14,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from medimg_core.models import build_model
+from medimg_core.models.architectures import build_model
 
 
 def images_per_second(model: torch.nn.Module, size: int, batch: int, steps: int, bf16: bool) -> float:

@@ -40,7 +40,7 @@ def search_record(task: str) -> dict | None:
 
 def generated_pages() -> dict[str, str]:
     """Path in the site -> Markdown of every generated page."""
-    from medimg_core.cli import get_args_parser
+    from medimg_core.cli.main import get_args_parser
 
     cards = model_cards()
     pages = {"reference/cli.md": cli_reference(get_args_parser("medimg")),

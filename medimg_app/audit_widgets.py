@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from medimg_core.audit_summary import FILES, FLAGS, HEADER_DISAGREES, PARTS, VERDICTS, Audit, kind_column, read_audit
-from medimg_core.imaging import ImageReadError, read_image, to_uint8
+from medimg_core.inference.audit_summary import FILES, FLAGS, HEADER_DISAGREES, PARTS, VERDICTS, Audit, kind_column, read_audit
+from medimg_core.io.imaging import ImageReadError, read_image, to_uint8
 
 GALLERY = 12  # disagreements shown with a thumbnail
 TABLE_COLUMNS = ["path", "verdict", "label", "confidence", "closest", "modality", "body_part", "header_note", "study",
@@ -65,7 +65,7 @@ def crosstab_frame(summary: dict) -> pd.DataFrame:
 
 def thumbnail(row: pd.Series) -> np.ndarray | str:
     """The file's picture (uint8, read in memory from its path or zip archive), or the sentence saying why not."""
-    from medimg_core.audit import item_bytes
+    from medimg_core.inference.audit import item_bytes
 
     archive = row["archive"] if isinstance(row["archive"], str) else None
     item = {"path": row["path"], "archive": archive, "member": row["member"] if archive else None}

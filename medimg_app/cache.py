@@ -9,10 +9,10 @@ import numpy as np
 import streamlit as st
 
 from medimg_core import TASKS, get_task
-from medimg_core.checkpoint import default_model_path, read_card
+from medimg_core.models.checkpoint import default_model_path, read_card
 
 if TYPE_CHECKING:
-    from medimg_core.predict import Classifier, Prediction
+    from medimg_core.inference.predict import Classifier, Prediction
 
 # torch threads for one request in the server. A 64-128 px image gains nothing from more (2-9 ms to predict
 # on one thread), while several sessions at once, each with torch's pool of spinning threads, fight over the
@@ -73,7 +73,7 @@ def classifier(task: str) -> SharedClassifier:
 
     One heatmap is computed at load time, so the first visitor's Grad-CAM is as fast as the rest.
     """
-    from medimg_core.predict import load_classifier
+    from medimg_core.inference.predict import load_classifier
 
     use_inference_threads()
     clf = load_classifier(task)
@@ -140,8 +140,8 @@ def example_pool(task: str, archive: str, stamp: int) -> dict[str, tuple[np.ndar
 
     `archive` and `stamp` (its mtime) key the cache, so a fresh download is picked up.
     """
-    from medimg_core.data import load_dataset
-    from medimg_core.class_examples import validation_pool
+    from medimg_core.data.datasets import load_dataset
+    from medimg_core.reports.class_examples import validation_pool
 
     return validation_pool(load_dataset(get_task(task), archive), model_card(task), EXAMPLES_PER_CLASS)
 
@@ -149,7 +149,7 @@ def example_pool(task: str, archive: str, stamp: int) -> dict[str, tuple[np.ndar
 @st.cache_resource(show_spinner=False)
 def shipped_examples(task: str) -> dict[str, tuple[np.ndarray, list[str]]]:
     """Per class: the example scans shipped in assets/examples (N x S x S uint8) and their names; {} for none."""
-    from medimg_core.examples import read_examples
+    from medimg_core.io.examples import read_examples
 
     return read_examples(get_task(task))
 
@@ -162,7 +162,7 @@ def example_images(task: str, archive: str | None = None,
     Without an archive these are the shipped examples alone, so "Try an example" works before any download.
     `archive` and `stamp` are `data_source(task)`, so a fresh download is picked up.
     """
-    from medimg_core.examples import add_pool
+    from medimg_core.io.examples import add_pool
 
     if archive is None:
         return shipped_examples(task)
@@ -176,7 +176,7 @@ def data_source(task: str, path: str | None = None) -> tuple[str, int] | None:
     """(resolved dataset path, its mtime in ns) for cache keys; None when the task's data is not downloaded."""
     from pathlib import Path
 
-    from medimg_core.data import dataset_path
+    from medimg_core.data.datasets import dataset_path
 
     p = Path(path).expanduser() if path else dataset_path(get_task(task))
     if p is None or not p.exists():
@@ -192,7 +192,7 @@ def explorer_dataset(task: str, path: str, stamp: int):
     220 MB on every access), so never modify `images`, `labels` or `files` in place.
     `stamp` (the file's mtime) keys the cache, so a fresh download is picked up.
     """
-    from medimg_core.data import load_dataset
+    from medimg_core.data.datasets import load_dataset
 
     ds = load_dataset(get_task(task), path)
     ds.images.setflags(write=False)
@@ -203,7 +203,7 @@ def explorer_dataset(task: str, path: str, stamp: int):
 @st.cache_data(show_spinner=False, max_entries=8)
 def model_fingerprint(task: str, stamp: int) -> str:
     """Hash of the task's checkpoint bytes (`stamp`: the file's mtime, so a new model gets a new hash)."""
-    from medimg_core.embed import file_fingerprint
+    from medimg_core.reports.embed import file_fingerprint
 
     return file_fingerprint(default_model_path(task))
 
@@ -215,7 +215,7 @@ def stored_embedding(task: str, model_fp: str, data_fp: str | None):
     Raises:
         LookupError: none is stored yet (exceptions are not cached, so a later computation is found).
     """
-    from medimg_core.embed import find_embedding
+    from medimg_core.reports.embed import find_embedding
 
     emb = find_embedding(task, model_fp, data_fp)
     if emb is None:
@@ -226,7 +226,7 @@ def stored_embedding(task: str, model_fp: str, data_fp: str | None):
 @st.cache_data(show_spinner="Summarising the dataset...", max_entries=4)
 def dataset_summary(task: str, path: str, stamp: int, fingerprint: str) -> dict:
     """Counts per class and split, pixel histograms, per-image mean intensity and per-class mean images."""
-    from medimg_core.explore import class_split_counts, mean_images, mean_intensity, model_split, pixel_histograms
+    from medimg_core.reports.explore import class_split_counts, mean_images, mean_intensity, model_split, pixel_histograms
 
     ds = explorer_dataset(task, path, stamp)
     edges, hist = pixel_histograms(ds.images, ds.labels, len(ds.classes))
@@ -248,7 +248,7 @@ def embedding_figure(task: str, model_fp: str, data_fp: str | None, method: str,
 @st.cache_data(show_spinner=False, max_entries=4)
 def embedding_rows(task: str, model_fp: str, emb_data_fp: str | None, path: str, stamp: int):
     """Dataset row of each embedding point (-1 where the dataset lacks the file), N int64."""
-    from medimg_core.embed import align
+    from medimg_core.reports.embed import align
 
     emb = stored_embedding(task, model_fp, emb_data_fp)
     return align(emb.files, explorer_dataset(task, path, stamp).files)
@@ -268,7 +268,7 @@ def class_examples(task: str, archive: str, stamp: int, model: int) -> list:
 
     `archive`/`stamp` (the dataset and its mtime) and `model` (model_stamp) key the cache.
     """
-    from medimg_core.class_examples import class_examples as build
+    from medimg_core.reports.class_examples import class_examples as build
 
     return build(classifier(task), example_pool(task, archive, stamp))
 
@@ -276,8 +276,8 @@ def class_examples(task: str, archive: str, stamp: int, model: int) -> list:
 @st.cache_data(show_spinner="Counting the images per class...", max_entries=4)
 def split_counts(task: str, archive: str, stamp: int):
     """Images per class and split (long table: class, split, images), with the shipped model's split."""
-    from medimg_core.data import load_dataset
-    from medimg_core.explore import class_split_counts, model_split
+    from medimg_core.data.datasets import load_dataset
+    from medimg_core.reports.explore import class_split_counts, model_split
 
     ds = load_dataset(get_task(task), archive)
     return class_split_counts(ds.labels, model_split(ds, model_card(task)), ds.classes)
@@ -286,7 +286,7 @@ def split_counts(task: str, archive: str, stamp: int):
 @st.cache_data(show_spinner=False, max_entries=4)
 def slide_deck(task: str, model: int, archive: str | None, stamp: int | None) -> bytes:
     """The presentation as PPTX bytes: numbers from the model cards, figures from the dataset when it is there."""
-    from medimg_core.deck import build_pptx, build_slides, counts_by_class
+    from medimg_core.reports.deck import build_pptx, build_slides, counts_by_class
 
     examples, counts = ([], None) if archive is None else (
         class_examples(task, archive, stamp, model), counts_by_class(split_counts(task, archive, stamp)))
@@ -301,7 +301,7 @@ def slide_deck(task: str, model: int, archive: str | None, stamp: int | None) ->
 @st.cache_data(show_spinner=False, max_entries=8)
 def compared_models(task: str, folder: str, stamp: int) -> tuple[list[dict], dict | None]:
     """The task's model cards (shipped first) and its search record; `folder` and `stamp` key a model change."""
-    from medimg_core.compare import compared_cards
-    from medimg_core.search import read_search
+    from medimg_core.reports.compare import compared_cards
+    from medimg_core.training.search import read_search
 
     return compared_cards(task), read_search(task)

@@ -1,8 +1,8 @@
 """The Predict page's DICOM header panel: what the file says it is, and whether the model agrees.
 
-The header is read in memory from the uploaded bytes by `medimg_core.dicom_header`, which reads an
+The header is read in memory from the uploaded bytes by `medimg_core.io.dicom_header`, which reads an
 allow-list of descriptive fields only: no identifying field ever reaches this module, the page,
-a log or an export. The cross-check sentence comes from `medimg_core.header_check`.
+a log or an export. The cross-check sentence comes from `medimg_core.inference.header_check`.
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from medimg_core.dicom_header import DicomHeader
-from medimg_core.header_check import check_header
+from medimg_core.io.dicom_header import DicomHeader
+from medimg_core.inference.header_check import check_header
 from medimg_core.tasks import TaskSpec
 
 if TYPE_CHECKING:
-    from medimg_core.predict import Prediction
+    from medimg_core.inference.predict import Prediction
 
 MISSING = "not in the header"
 

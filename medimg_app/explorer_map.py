@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from medimg_core.embed import Embedding
+from medimg_core.reports.embed import Embedding
 
 # D3's category colours without its red and pink, so the red rings of misclassified points stand out
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22"]

@@ -18,9 +18,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from medimg_core.data import Dataset
-from medimg_core.embed import Embedding, embedding_for
-from medimg_core.explore import OUTCOMES, confusion_summary, outcome_mask, sample_indices
+from medimg_core.data.datasets import Dataset
+from medimg_core.reports.embed import Embedding, embedding_for
+from medimg_core.reports.explore import OUTCOMES, confusion_summary, outcome_mask, sample_indices
 
 from .cache import classifier, explorer_dataset
 from .explorer_map import class_colour

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 import streamlit as st
 
 from medimg_core import get_task
-from medimg_core.data import dataset_path
-from medimg_core.story import DISCLAIMER, NEW_SOURCES, OTHER_KINDS, headline_numbers
+from medimg_core.data.datasets import dataset_path
+from medimg_core.reports.story import DISCLAIMER, NEW_SOURCES, OTHER_KINDS, headline_numbers
 
 from . import widgets
 from .cache import model_card, shipped_tasks

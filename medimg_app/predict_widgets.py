@@ -18,12 +18,12 @@ import streamlit as st
 from PIL import Image
 
 from medimg_core import to_model_input
-from medimg_core.compare import sensitivity_specificity
-from medimg_core.story import mean_sd
-from medimg_core.explain import CAM_METHODS, GRADIENT_FREE, overlay
-from medimg_core.imaging import resize, resize_square, to_uint8
-from medimg_core.predict import Classifier, Prediction, recognising_tasks
-from medimg_core.verdict import label_text
+from medimg_core.reports.compare import sensitivity_specificity
+from medimg_core.reports.story import mean_sd
+from medimg_core.inference.explain import CAM_METHODS, GRADIENT_FREE, overlay
+from medimg_core.io.imaging import resize, resize_square, to_uint8
+from medimg_core.inference.predict import Classifier, Prediction, recognising_tasks
+from medimg_core.inference.verdict import label_text
 from medimg_core.tasks import get_task
 
 from .cache import classifier, model_card, shipped_tasks

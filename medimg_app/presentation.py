@@ -1,6 +1,6 @@
 """The presentation page's parts: projector style, step controls, one renderer per story step.
 
-The story itself (titles, text, speaker notes) is `medimg_core.story.STEPS`, shared with the slide
+The story itself (titles, text, speaker notes) is `medimg_core.reports.story.STEPS`, shared with the slide
 export; each renderer draws its step with the other pages' components (widgets, predict_widgets,
 explorer_widgets).
 `examples_grid` is shared with the background page.
@@ -16,10 +16,10 @@ import pandas as pd
 import streamlit as st
 
 from medimg_core import get_task
-from medimg_core.data import DataError
-from medimg_core.class_examples import ClassExample, cam_overlay, showcase, upscale
-from medimg_core.deck import PPTX_MIME
-from medimg_core.story import STEPS, facts, handover, headline_numbers, step_text
+from medimg_core.data.datasets import DataError
+from medimg_core.reports.class_examples import ClassExample, cam_overlay, showcase, upscale
+from medimg_core.reports.deck import PPTX_MIME
+from medimg_core.reports.story import STEPS, facts, handover, headline_numbers, step_text
 from medimg_core.tasks import TASKS, TaskSpec
 
 from . import cache, predict_widgets, widgets

@@ -13,15 +13,15 @@ import numpy as np
 import streamlit as st
 
 from medimg_core import ImageReadError, read_image
-from medimg_core.data import DataError, download
-from medimg_core.dicom_header import DicomHeader, read_dicom_header
-from medimg_core.imaging import SUPPORTED
+from medimg_core.data.datasets import DataError, download
+from medimg_core.io.dicom_header import DicomHeader, read_dicom_header
+from medimg_core.io.imaging import SUPPORTED
 from medimg_core.tasks import TaskSpec
 
 from .cache import data_source, example_images, shipped_examples
 
 if TYPE_CHECKING:
-    from medimg_core.predict import Classifier, Prediction
+    from medimg_core.inference.predict import Classifier, Prediction
 
 LOW_CONFIDENCE = 0.6  # below this calibrated confidence the page names the label with a warning (flag: "low confidence")
 EMPTY_CELL = "–"  # what every table of the app shows in a cell without a value (st.dataframe's placeholder)

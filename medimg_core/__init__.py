@@ -7,14 +7,14 @@ Typical use::
     prediction = clf.predict(read_image("scan.dcm"))
     heatmap = clf.explain(read_image("scan.dcm"), method="Grad-CAM")
 """
-from .imaging import ImageReadError, read_image, to_model_input
+from .io.imaging import ImageReadError, read_image, to_model_input
 from .tasks import TASKS, TaskSpec, get_task
 
 
 def __getattr__(name: str):
     """Import the torch-heavy parts lazily, so `read_image` and the registry stay light."""
     if name in ("Classifier", "Prediction", "load_classifier", "model_path"):
-        from . import predict
+        from .inference import predict
 
         return getattr(predict, name)
     raise AttributeError(f"module 'medimg_core' has no attribute {name!r}")

@@ -1,6 +1,6 @@
-"""`python -m medimg_core ...` runs the command line (see cli.py)."""
+"""`python -m medimg_core ...` runs the command line (see cli/main.py)."""
 import sys
 
-from .cli import main
+from .cli.main import main
 
 sys.exit(main())

@@ -188,7 +188,7 @@ SCAN_KINDS = DataSource(
 )
 
 SYNTHETIC = DataSource(filename="", kind="generated", name="synthetic", image_kind="synthetic picture",
-                       licence="generated in code (medimg_core/synthetic.py)")
+                       licence="generated in code (medimg_core/data/synthetic.py)")
 
 SOURCES: dict[str, DataSource] = {s.name: s for s in (MEDNIST, PNEUMONIAMNIST, CHEST_XRAY, BRAIN_TUMOR_MRI, SCAN_KINDS,
                                                      SYNTHETIC)}

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 from PIL import Image
 
-from medimg_core.shipped import assets_root
+from medimg_core.io.shipped import assets_root
 from medimg_core.tasks import get_task
 
 CLASSES = get_task("modality").classes
@@ -52,7 +52,7 @@ def default_run(tmp_path_factory) -> SimpleNamespace:
     assets_before / assets_after (digests of the shipped assets around the run).
     """
     if "run" not in _MADE:
-        from medimg_core.cli import main
+        from medimg_core.cli.main import main
 
         base = tmp_path_factory.mktemp("default-run")
         data = kaggle_layout(base / "kaggle")

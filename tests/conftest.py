@@ -121,7 +121,7 @@ def tiny_model(tmp_path_factory) -> Path:
     """A compact CNN trained for three short epochs on 60 real images per class."""
     data = shared_file("MedNIST.tar.gz")
     out = tmp_path_factory.mktemp("models") / "modality.pt"
-    from medimg_core.cli import main
+    from medimg_core.cli.main import main
 
     rc = main(["train", "--task", "modality", "--data", str(data), "--epochs", "3", "--max-per-class", "60",
                "--batch-size", "32", "--out", str(out), "--no-baseline"])
@@ -134,7 +134,7 @@ def tiny_search(tmp_path_factory) -> Path:
     """A search record (base and width=8, one epoch on 20 real images per class) in an otherwise empty models folder."""
     data = shared_file("MedNIST.tar.gz")
     out = tmp_path_factory.mktemp("models") / "search" / "modality.json"
-    from medimg_core.cli import main
+    from medimg_core.cli.main import main
 
     rc = main(["search", "--task", "modality", "--data", str(data), "--max-per-class", "20", "--epochs", "1",
                "--batch-size", "32", "--vary", "width=8", "--no-sources", "--out", str(out)])

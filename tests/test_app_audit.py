@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from medimg_core.audit_summary import (NOT_AN_IMAGE, PARTS, RECOGNISED, ROW_SCHEMA, UNREADABLE, finish_audit,
+from medimg_core.inference.audit_summary import (NOT_AN_IMAGE, PARTS, RECOGNISED, ROW_SCHEMA, UNREADABLE, finish_audit,
                                        write_part)
 from tests.imagegen import dicom_bytes, gradient, png_bytes
 

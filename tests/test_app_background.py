@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from medimg_app.cache import model_card, shipped_tasks
 from medimg_core import get_task
-from medimg_core.data import dataset_path
+from medimg_core.data.datasets import dataset_path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "app_pages/background.py"  # as registered in streamlit_app.py's st.navigation
@@ -16,7 +16,7 @@ SPEC = get_task("modality")
 
 
 def open_background() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
     at.run()
     at.switch_page(PAGE).run()
     assert not at.exception, at.exception

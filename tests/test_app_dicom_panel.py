@@ -8,8 +8,8 @@ from streamlit.testing.v1 import AppTest
 
 from medimg_app.cache import shipped_tasks
 from medimg_app.dicom_panel import MISSING, header_rows
-from medimg_core.dicom_header import DicomHeader, read_dicom_header
-from medimg_core.imaging import Window
+from medimg_core.io.dicom_header import DicomHeader, read_dicom_header
+from medimg_core.io.imaging import Window
 from tests.imagegen import dicom_of
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,9 +11,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from medimg_core import get_task
-from medimg_core.data import load_dataset
-from medimg_core.embed import compute_embedding, save_embedding, shipped_embedding_path
-from medimg_core.predict import load_classifier
+from medimg_core.data.datasets import load_dataset
+from medimg_core.reports.embed import compute_embedding, save_embedding, shipped_embedding_path
+from medimg_core.inference.predict import load_classifier
 from tests.test_embed import PER_CLASS, pool, supplement, tiny  # noqa: F401  (fixtures: the tiny model, a pool)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def test_without_dataset_or_shipped_map_the_page_says_what_to_do(env):
 
 def pool_embedding():
     """A hand-made map of a pool: 3 own images, 2 scans of other hospitals, 2 images of other kinds (one not flagged)."""
-    from medimg_core.embed import Embedding
+    from medimg_core.reports.embed import Embedding
 
     files = ["M/AbdomenCT/0.png", "M/AbdomenCT/1.png", "M/Hand/0.png", "scan-kinds/ChestCT/a.png", "scan-kinds/Hand/b.png",
              "scan-kinds/other/k.png", "synthetic/discs/3.png"]
@@ -157,8 +157,8 @@ def test_the_selection_panel_lists_points_outside_the_loaded_dataset(tiny, pool,
 
         from medimg_app.explorer_widgets import selection_panel
         from medimg_core import get_task
-        from medimg_core.data import load_dataset
-        from medimg_core.embed import align, load_embedding
+        from medimg_core.data.datasets import load_dataset
+        from medimg_core.reports.embed import align, load_embedding
 
         ds, emb = load_dataset(get_task("modality"), data), load_embedding(saved)
         picked = np.concatenate([np.flatnonzero(emb.mine)[:2], np.flatnonzero(~emb.mine)[:4]])
@@ -258,9 +258,9 @@ def test_the_selection_panel_shows_the_selected_images(tiny):  # noqa: F811
 
         from medimg_app.explorer_widgets import selection_panel
         from medimg_core import get_task
-        from medimg_core.data import load_dataset
-        from medimg_core.embed import align, compute_embedding
-        from medimg_core.predict import load_classifier
+        from medimg_core.data.datasets import load_dataset
+        from medimg_core.reports.embed import align, compute_embedding
+        from medimg_core.inference.predict import load_classifier
 
         ds = load_dataset(get_task("modality"), data)
         emb = compute_embedding(load_classifier("modality", model), ds, methods=("pca",))
@@ -282,7 +282,7 @@ def test_the_selection_panel_shows_the_selected_images(tiny):  # noqa: F811
 
 def test_the_map_hover_shows_class_prediction_and_the_whole_file_name():
     from medimg_app.explorer_map import embedding_figure, shared_folder
-    from medimg_core.embed import Embedding
+    from medimg_core.reports.embed import Embedding
 
     assert shared_folder(["M/Hand/1.png", "M/Hand/22.png"]) == "M/Hand/" and shared_folder(["1.png"]) == ""
     assert shared_folder(["M/Ha/1.png", "M/Hb/2.png"]) == "M/"

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from medimg_app.cache import shipped_tasks
-from medimg_core.compare import compared_cards
+from medimg_core.reports.compare import compared_cards
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "models.py")
 

@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 from medimg_app import predict_widgets, widgets
 from medimg_app.cache import shipped_tasks
 from medimg_core import get_task
-from medimg_core.data import DataError, dataset_path
-from medimg_core.explain import CAM_METHODS, GRADIENT_FREE
-from medimg_core.predict import Prediction
+from medimg_core.data.datasets import DataError, dataset_path
+from medimg_core.inference.explain import CAM_METHODS, GRADIENT_FREE
+from medimg_core.inference.predict import Prediction
 from tests.imagegen import dicom_bytes
 
 pytestmark = pytest.mark.skipif("modality" not in shipped_tasks(),
@@ -360,7 +360,7 @@ def test_a_screening_verdict_states_its_probability_and_threshold_as_the_command
     import tarfile
 
     from medimg_core import load_classifier, read_image
-    from medimg_core.verdict import label_text
+    from medimg_core.inference.verdict import label_text
     from tests.conftest import shared_file
 
     with tarfile.open(shared_file("chest-xray-pneumonia-224.tar.gz")) as tar:

@@ -8,8 +8,8 @@ from streamlit.testing.v1 import AppTest
 
 from medimg_app.cache import model_card, shipped_tasks
 from medimg_core import get_task
-from medimg_core.data import dataset_path
-from medimg_core.story import STEPS
+from medimg_core.data.datasets import dataset_path
+from medimg_core.reports.story import STEPS
 
 pytestmark = pytest.mark.skipif("modality" not in shipped_tasks(),
                                 reason="no modality model installed (assets/models or $MEDIMG_MODELS_DIR)")

@@ -19,13 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageEnhance
 
-from medimg_core.audit import discover, file_format
-from medimg_core.audit_cli import add_audit_parser, cmd_audit
-from medimg_core.audit_summary import (COPY, FILES, HEADER_DISAGREES, NOT_AN_IMAGE, PARTS, RECOGNISED, ROW_SCHEMA,
+from medimg_core.inference.audit import discover, file_format
+from medimg_core.cli.audit import add_audit_parser, cmd_audit
+from medimg_core.inference.audit_summary import (COPY, FILES, HEADER_DISAGREES, NOT_AN_IMAGE, PARTS, RECOGNISED, ROW_SCHEMA,
                                        STUDY_DISAGREES, SUMMARY, UNREADABLE, read_audit, write_part)
 from medimg_core import read_image, to_model_input
-from medimg_core.duplicates import hamming, perceptual_hashes
-from medimg_core.imaging import to_uint8
+from medimg_core.data.duplicates import hamming, perceptual_hashes
+from medimg_core.io.imaging import to_uint8
 from tests.imagegen import dicom_bytes, dicom_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +98,7 @@ def archive(tmp_path_factory, scans) -> SimpleNamespace:
 def ray_session():
     """Local Ray with 2 CPUs, started once for the whole test session."""
     ray = pytest.importorskip("ray")
-    from medimg_core.audit import start_ray
+    from medimg_core.inference.audit import start_ray
 
     started = start_ray(workers=2)
     yield ray
@@ -252,12 +252,13 @@ def test_workers_must_be_at_least_one(tmp_path):
 
 def test_the_audit_parser_stays_light_and_agrees_with_the_library():
     code = ("import argparse, sys\n"
-            "from medimg_core.audit_cli import add_audit_parser\n"
+            "from medimg_core.cli.audit import add_audit_parser\n"
             "add_audit_parser(argparse.ArgumentParser().add_subparsers())\n"
             "print(sorted(m for m in ('pandas', 'pyarrow', 'ray', 'torch') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
-    from medimg_core import audit, audit_cli
+    from medimg_core.cli import audit as audit_cli
+    from medimg_core.inference import audit
 
     assert audit_cli.BATCH_SIZE == audit.DEFAULT_BATCH_SIZE and audit_cli.OUTPUTS == (FILES, SUMMARY)
 
@@ -273,7 +274,7 @@ def test_without_ray_the_command_names_the_install_command(tmp_path):
 
 
 def test_stopping_an_audit_keeps_the_rows_done_so_far(archive, ray_session, tmp_path):
-    from medimg_core.audit import run_audit
+    from medimg_core.inference.audit import run_audit
 
     def stop(done: int, total: int) -> None:
         raise KeyboardInterrupt

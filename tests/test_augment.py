@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from medimg_core.augment import AugmentConfig, augment_batch, scaled
+from medimg_core.data.augment import AugmentConfig, augment_batch, scaled
 
 
 def test_strength_zero_leaves_images_unchanged():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medimg_core.data import load_dataset
-from medimg_core.imaging import read_image, to_model_input
-from medimg_core.splits import own_folds, patient_ids, split_train_val
+from medimg_core.data.datasets import load_dataset
+from medimg_core.io.imaging import read_image, to_model_input
+from medimg_core.data.splits import own_folds, patient_ids, split_train_val
 from medimg_core.tasks import get_task
 from tests.imagegen import png_bytes
 from tests.xrays import write_kaggle_layout

@@ -1,12 +1,12 @@
-"""Each class at a glance (medimg_core.class_examples): the validation pool, the showcase, the Grad-CAM overlay."""
+"""Each class at a glance (medimg_core.reports.class_examples): the validation pool, the showcase, the Grad-CAM overlay."""
 from __future__ import annotations
 
 from dataclasses import replace
 
 import numpy as np
 
-from medimg_core.class_examples import cam_overlay, showcase, upscale, validation_pool
-from medimg_core.data import Dataset
+from medimg_core.reports.class_examples import cam_overlay, showcase, upscale, validation_pool
+from medimg_core.data.datasets import Dataset
 from tests.test_deck import fake_examples
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from medimg_core import read_image
-from medimg_core.cli import main
-from medimg_core.cli_parser import get_args_parser
-from medimg_core.examples import EXAMPLES_DIR
-from medimg_core.predict import load_classifier
+from medimg_core.cli.main import main
+from medimg_core.cli.parser import get_args_parser
+from medimg_core.io.examples import EXAMPLES_DIR
+from medimg_core.inference.predict import load_classifier
 from tests.cli_runs import default_run
 
 ROOT = Path(__file__).resolve().parents[1]

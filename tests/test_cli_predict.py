@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import zipfile
 
-from medimg_core.cli import main
+from medimg_core.cli.main import main
 
 
 def test_a_folder_is_searched_recursively_and_every_image_gets_a_line(samples, tmp_path, capsys):

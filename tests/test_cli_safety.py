@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from medimg_core.cli import main
-from medimg_core.shipped import assets_root
+from medimg_core.cli.main import main
+from medimg_core.io.shipped import assets_root
 from tests.cli_runs import default_run, folder_digest, kaggle_layout
 
 

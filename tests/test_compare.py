@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from medimg_core.compare import compared_cards, comparison_table, sensitivity_specificity, training_curves
+from medimg_core.reports.compare import compared_cards, comparison_table, sensitivity_specificity, training_curves
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from medimg_core import get_task, load_classifier
-from medimg_core.cli import main
-from medimg_core.training import resolve_device
+from medimg_core.cli.main import main
+from medimg_core.training.train import resolve_device
 from tests.imagegen import make_class_folders
 from tests.test_sources import make_supplement
 
@@ -136,7 +136,7 @@ def test_an_unknown_device_is_refused():
 def test_training_on_the_cpu_by_name_gives_the_same_model_as_auto_here(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("auto picks the GPU on this machine")
-    from medimg_core.training import TrainConfig, train
+    from medimg_core.training.train import TrainConfig, train
 
     own = make_class_folders(tmp_path / "MedNIST", MODALITY.classes, per_class=10)
     a, card = train(TrainConfig(task="modality", epochs=1, batch_size=8, baseline=False, sources=False, device="cpu"),
@@ -148,7 +148,7 @@ def test_training_on_the_cpu_by_name_gives_the_same_model_as_auto_here(tmp_path)
 
 
 def test_adding_an_other_output_keeps_every_weight_of_the_model_it_starts_from(tmp_path):
-    from medimg_core.training import TrainConfig, train
+    from medimg_core.training.train import TrainConfig, train
 
     own = make_class_folders(tmp_path / "MedNIST", MODALITY.classes, per_class=10)
     base, _ = train(TrainConfig(task="modality", epochs=1, batch_size=8, baseline=False, sources=False), own,
@@ -173,7 +173,7 @@ def test_adding_an_other_output_needs_a_model_to_start_from(tmp_path, capsys):
 
 
 def test_adding_an_other_output_to_a_model_of_another_task_is_refused(tmp_path, capsys):
-    from medimg_core.checkpoint import ASSETS_DIR
+    from medimg_core.models.checkpoint import ASSETS_DIR
 
     assert main(["train", "--task", "brain-tumor", "--add-other", "--init", str(ASSETS_DIR / "modality.pt"),
                  "--data", str(tmp_path)]) == 2
@@ -181,7 +181,7 @@ def test_adding_an_other_output_to_a_model_of_another_task_is_refused(tmp_path, 
 
 
 def test_an_other_output_that_flags_the_tasks_own_images_is_left_out_of_the_rule():
-    from medimg_core.crossval import choose_rejection
+    from medimg_core.training.crossval import choose_rejection
 
     k, rng = len(MODALITY.classes), np.random.default_rng(0)
     labels = np.r_[np.arange(200) % k, np.full(100, k)]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from medimg_core import get_task
-from medimg_core.data import DataError, dataset_path, download, load_dataset, md5_file
-from medimg_core.duplicates import duplicate_groups
-from medimg_core.splits import split_train_val, stratified_sample
+from medimg_core.data.datasets import DataError, dataset_path, download, load_dataset, md5_file
+from medimg_core.data.duplicates import duplicate_groups
+from medimg_core.data.splits import split_train_val, stratified_sample
 from medimg_core.tasks import TASKS
 from tests.imagegen import make_class_folders
 
@@ -71,7 +71,7 @@ def test_medmnist_npz_reads_each_split(tmp_path):
     spec = get_task("pneumonia")
     assert len(load_dataset(spec, path, split="test")) == 2
     everything = load_dataset(spec, path)
-    assert everything.images.shape == (12, 64, 64)
+    assert everything.images.shape == (12, spec.image_size, spec.image_size)
     train, val = split_train_val(everything)
     assert len(train) == 6 and len(val) == 4  # the official split is kept
     with pytest.raises(DataError, match="no 'test' split"):
@@ -150,11 +150,12 @@ def test_pneumoniamnist_has_its_official_splits():
     from tests.conftest import shared_file
 
     ds = load_dataset(get_task("pneumonia"), shared_file("pneumoniamnist.npz"))
-    assert {"train", "val"} <= set(ds.split.tolist()) and ds.images.shape[1:] == (64, 64)
+    size = get_task("pneumonia").image_size
+    assert {"train", "val"} <= set(ds.split.tolist()) and ds.images.shape[1:] == (size, size)
 
 
 def test_npz_evaluation_defaults_to_test_then_val(tmp_path):
-    from medimg_core.data import default_npz_split
+    from medimg_core.data.datasets import default_npz_split
 
     images, labels = np.zeros((2, 28, 28), np.uint8), np.zeros((2, 1), np.uint8)
     np.savez(tmp_path / "dev.npz", train_images=images, train_labels=labels, val_images=images, val_labels=labels)

@@ -1,4 +1,4 @@
-"""The presentation story and its PPTX export (medimg_core.deck), read back with python-pptx."""
+"""The presentation story and its PPTX export (medimg_core.reports.deck), read back with python-pptx."""
 from __future__ import annotations
 
 import copy
@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from medimg_core import get_task
-from medimg_core.checkpoint import default_model_path
-from medimg_core.class_examples import ClassExample
-from medimg_core.deck import build_pptx, build_slides
-from medimg_core.deck_figures import confusion_png, counts_png, examples_png, gallery_png, prediction_png
-from medimg_core.story import STEPS, facts, fill, handover, headline_numbers, step_text
+from medimg_core.models.checkpoint import default_model_path
+from medimg_core.reports.class_examples import ClassExample
+from medimg_core.reports.deck import build_pptx, build_slides
+from medimg_core.reports.deck_figures import confusion_png, counts_png, examples_png, gallery_png, prediction_png
+from medimg_core.reports.story import STEPS, facts, fill, handover, headline_numbers, step_text
 
 pptx = pytest.importorskip("pptx", reason="python-pptx is not installed (pip install -r requirements.txt)")
 
@@ -158,8 +158,8 @@ def test_deck_with_examples_has_a_figure_per_step(card):
 
 @pytest.mark.skipif(not default_model_path("modality").is_file(), reason="no modality model installed")
 def test_command_line_builds_the_deck_from_the_shipped_model_and_the_data(tmp_path, mednist):
-    from medimg_core.deck import main
-    from medimg_core.checkpoint import read_card
+    from medimg_core.reports.deck import main
+    from medimg_core.models.checkpoint import read_card
 
     out = tmp_path / "slides.pptx"
     assert main(["--task", "modality", "--data", str(mednist), "--out", str(out)]) == 0

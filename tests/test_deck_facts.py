@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from medimg_core.checkpoint import ASSETS_DIR
-from medimg_core.deck import build_slides
-from medimg_core.story import facts, independent_check, training_hardware
+from medimg_core.models.checkpoint import ASSETS_DIR
+from medimg_core.reports.deck import build_slides
+from medimg_core.reports.story import facts, independent_check, training_hardware
 from medimg_core.tasks import get_task
 
 CARDS = {t: json.loads((ASSETS_DIR / f"{t}.json").read_text()) for t in ("modality", "pneumonia", "brain-tumor")}

@@ -1,4 +1,4 @@
-"""The slide deck's figures (medimg_core.deck_figures): PNGs of slide proportions, drawn without pyplot."""
+"""The slide deck's figures (medimg_core.reports.deck_figures): PNGs of slide proportions, drawn without pyplot."""
 from __future__ import annotations
 
 import io
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medimg_core.deck_figures import confusion_png, counts_png, examples_png, gallery_png, prediction_png
+from medimg_core.reports.deck_figures import confusion_png, counts_png, examples_png, gallery_png, prediction_png
 from tests.test_deck import SPEC, fake_examples
 
 
@@ -49,7 +49,7 @@ def test_gallery_wraps_into_rows_of_columns():
 
 
 def test_drawing_leaves_pyplot_alone():
-    code = ("import sys; from tests.test_deck import fake_examples; from medimg_core.deck_figures import gallery_png; "
+    code = ("import sys; from tests.test_deck import fake_examples; from medimg_core.reports.deck_figures import gallery_png; "
             "gallery_png(fake_examples(2)); print('matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])

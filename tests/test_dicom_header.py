@@ -10,8 +10,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from medimg_core.dicom_header import ALLOWED_TAGS, DicomHeader, body_parts, modality_name, read_dicom_header
-from medimg_core.imaging import Window
+from medimg_core.io.dicom_header import ALLOWED_TAGS, DicomHeader, body_parts, modality_name, read_dicom_header
+from medimg_core.io.imaging import Window
 from tests.imagegen import dicom_bytes, png_bytes, gradient
 
 MARKER = "Qzxv^Marker"  # a name no real file holds, so finding it anywhere is a leak

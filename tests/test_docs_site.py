@@ -19,7 +19,7 @@ from types import ModuleType
 
 import pytest
 
-from medimg_core.cli import get_args_parser
+from medimg_core.cli.main import get_args_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from medimg_core.archive_check import drop_nested_copies
-from medimg_core.data import DataError, download, load_dataset
+from medimg_core.data.archive_check import drop_nested_copies
+from medimg_core.data.datasets import DataError, download, load_dataset
 from medimg_core.tasks import PNEUMONIAMNIST, get_source, get_task
 from tests.imagegen import gradient, make_class_folders, png_bytes
 

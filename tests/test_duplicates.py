@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 
 from medimg_core import get_task
-from medimg_core.cli import main
-from medimg_core.data import Dataset, fingerprint
-from medimg_core.splits import split_train_val
-from medimg_core.duplicate_report import find_duplicates, official_parts
-from medimg_core.duplicates import hamming, near_duplicate_groups, near_pairs, perceptual_hashes
+from medimg_core.cli.main import main
+from medimg_core.data.datasets import Dataset, fingerprint
+from medimg_core.data.splits import split_train_val
+from medimg_core.reports.duplicate_report import find_duplicates, official_parts
+from medimg_core.data.duplicates import hamming, near_duplicate_groups, near_pairs, perceptual_hashes
 
 BRAIN = get_task("brain-tumor")
 

@@ -7,15 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medimg_core import embed, get_task
-from medimg_core.cli import main
-from medimg_core.data import load_dataset
-from medimg_core.embed import (align, cache_path, data_key, embedding_for, file_fingerprint, find_embedding,
+from medimg_core import get_task
+from medimg_core.reports import embed
+from medimg_core.cli.main import main
+from medimg_core.data.datasets import load_dataset
+from medimg_core.reports.embed import (align, cache_path, data_key, embedding_for, file_fingerprint, find_embedding,
                                load_embedding, model_fingerprint, project_pca, project_tsne, save_embedding,
                                shipped_embedding_path)
-from medimg_core.predict import load_classifier
-from medimg_core.sources import task_pool
-from medimg_core.training import TrainConfig, train
+from medimg_core.inference.predict import load_classifier
+from medimg_core.data.sources import task_pool
+from medimg_core.training.train import TrainConfig, train
 from tests.imagegen import make_class_folders
 from tests.test_sources import ROWS, make_supplement
 
@@ -267,7 +268,7 @@ def test_cli_embed_with_a_missing_model_is_a_one_line_error(tmp_path, capsys):
 
 def test_the_shipped_embedding_belongs_to_the_shipped_model(monkeypatch):
     """assets/embeddings/<task>.npz must be regenerated whenever assets/models/<task>.pt changes."""
-    from medimg_core.checkpoint import ASSETS_DIR
+    from medimg_core.models.checkpoint import ASSETS_DIR
 
     monkeypatch.delenv("MEDIMG_EMBEDDINGS_DIR")
     for task in ("modality", "pneumonia", "brain-tumor"):

@@ -1,4 +1,4 @@
-"""Tests of medimg_core.examples: the example scans shipped in assets/examples, their attribution, and the pool merge."""
+"""Tests of medimg_core.io.examples: the example scans shipped in assets/examples, their attribution, and the pool merge."""
 from __future__ import annotations
 
 import io
@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from medimg_core import get_task
-from medimg_core.checkpoint import default_model_path
-from medimg_core.data import dataset_path
-from medimg_core.examples import ATTRIBUTION, EXAMPLES_DIR, add_pool, read_examples
+from medimg_core.models.checkpoint import default_model_path
+from medimg_core.data.datasets import dataset_path
+from medimg_core.io.examples import ATTRIBUTION, EXAMPLES_DIR, add_pool, read_examples
 from medimg_core.tasks import MEDNIST, TASKS
 
 MODALITY = get_task("modality")

@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from medimg_core.explain import CAM_METHODS, overlay
-from medimg_core.predict import load_classifier
+from medimg_core.inference.explain import CAM_METHODS, overlay
+from medimg_core.inference.predict import load_classifier
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from medimg_core import get_task
-from medimg_core.data import Dataset, load_dataset
-from medimg_core.metrics import compute_metrics
-from medimg_core.explore import (OUTCOMES, class_split_counts, confusion_summary, mean_images, mean_intensity,
+from medimg_core.data.datasets import Dataset, load_dataset
+from medimg_core.inference.metrics import compute_metrics
+from medimg_core.reports.explore import (OUTCOMES, class_split_counts, confusion_summary, mean_images, mean_intensity,
                                  model_split, outcome_mask, pixel_histograms, sample_indices)
-from medimg_core.training import TrainConfig, train
+from medimg_core.training.train import TrainConfig, train
 from tests.imagegen import make_class_folders
 
 CLASSES = get_task("modality").classes

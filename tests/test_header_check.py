@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medimg_core.dicom_header import DicomHeader, read_dicom_header
-from medimg_core.header_check import HeaderCheck, check_header, header_report
-from medimg_core.predict import Prediction
+from medimg_core.io.dicom_header import DicomHeader, read_dicom_header
+from medimg_core.inference.header_check import HeaderCheck, check_header, header_report
+from medimg_core.inference.predict import Prediction
 from medimg_core.tasks import TaskSpec, get_task
 from tests.imagegen import dicom_bytes
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medimg_core.imaging import MAX_BYTES, ImageReadError, read_image, to_model_input
+from medimg_core.io.imaging import MAX_BYTES, ImageReadError, read_image, to_model_input
 from tests.imagegen import encode, gradient, png_bytes
 
 

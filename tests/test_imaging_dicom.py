@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from medimg_core.imaging import ImageReadError, read_image
+from medimg_core.io.imaging import ImageReadError, read_image
 from tests.imagegen import dicom_bytes, gradient
 
 
@@ -140,7 +140,7 @@ def test_a_malformed_element_that_reading_does_not_need_costs_nothing():
 
 
 def test_a_malformed_value_that_could_name_a_person_is_never_quoted():
-    from medimg_core.dicom_errors import element_sentence
+    from medimg_core.io.dicom_errors import element_sentence
 
     assert element_sentence(0x00101030, "PatientWeight", "Doe 70", "a decimal number") == (
         "The DICOM element PatientWeight (0010,1030) holds a value, which is not a decimal number, so the image "

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from medimg_core import get_task
-from medimg_core.checkpoint import HALF_ABOVE, load_checkpoint, save_checkpoint
-from medimg_core.models import build_model, count_parameters
+from medimg_core.models.checkpoint import HALF_ABOVE, load_checkpoint, save_checkpoint
+from medimg_core.models.architectures import build_model, count_parameters
 
 
 def test_a_narrow_resnet18_has_about_a_quarter_of_the_parameters_and_the_same_outputs():

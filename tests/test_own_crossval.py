@@ -10,10 +10,10 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from medimg_core import get_task, load_classifier
-from medimg_core.cli import main
-from medimg_core.data import Dataset
-from medimg_core.models import Ensemble
-from medimg_core.splits import own_folds
+from medimg_core.cli.main import main
+from medimg_core.data.datasets import Dataset
+from medimg_core.models.architectures import Ensemble
+from medimg_core.data.splits import own_folds
 
 PNEUMONIA = get_task("pneumonia")
 MODELS_PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "models.py")
@@ -108,7 +108,8 @@ def test_the_ensemble_predicts_and_explains_like_any_model(fold_ensemble):
     pred = clf.predict(image)
     assert pred.closest in PNEUMONIA.classes and sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     heat = clf.explain(image)
-    assert heat.shape == (64, 64) and 0.0 <= heat.min() and heat.max() <= 1.0
+    size = clf.spec.image_size
+    assert heat.shape == (size, size) and 0.0 <= heat.min() and heat.max() <= 1.0
 
 
 def test_an_ensemble_needs_folds_over_the_own_images(tmp_path, capsys):

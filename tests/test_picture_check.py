@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medimg_core.imaging import read_image
-from medimg_core.picture_check import not_a_scan
-from medimg_core.synthetic import synthetic_picture
+from medimg_core.io.imaging import read_image
+from medimg_core.inference.picture_check import not_a_scan
+from medimg_core.data.synthetic import synthetic_picture
 from tests.imagegen import png_bytes
 
 RNG = np.random.default_rng(7)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from medimg_core import get_task
-from medimg_core.cli import main
-from medimg_core.predict import Classifier, load_classifier
+from medimg_core.cli.main import main
+from medimg_core.inference.predict import Classifier, load_classifier
 from tests.imagegen import make_class_folders
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medimg_core.imaging import as_unit_gray, read_image
-from medimg_core.predict import load_classifier
+from medimg_core.io.imaging import as_unit_gray, read_image
+from medimg_core.inference.predict import load_classifier
 
 
 @pytest.fixture(scope="module")

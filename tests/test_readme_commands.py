@@ -2,7 +2,7 @@
 
 Each line of the ```bash blocks of README.md and of every page under docs/ is checked without running
 it: its program is one that setup provides, `medimg` sub-commands and flags are accepted by the real
-parser (`medimg_core.cli.get_args_parser`), `python -m` modules exist and take the flags given, `make`
+parser (`medimg_core.cli.main.get_args_parser`), `python -m` modules exist and take the flags given, `make`
 targets exist, `mkdocs` sub-commands take the flags given. The cheap ones (`medimg info`, `--help`,
 `medimg predict` on shipped files) are run as written, in the checkout, with the venv's bin folder
 first on PATH as `source .venv/bin/activate` puts it. Not for: what the commands compute (their own
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from medimg_core.cli import COMMANDS as SUBCOMMANDS
-from medimg_core.cli import get_args_parser
+from medimg_core.cli.main import COMMANDS as SUBCOMMANDS
+from medimg_core.cli.main import get_args_parser
 from medimg_core.tasks import TASKS, task_from_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,6 +192,12 @@ def test_command_is_accepted(page_command, readme_tasks):
         assert done.returncode == 0, f"{page}: `{command} --help` failed:\n{done.stderr[-2000:]}"
         unknown = [a for a in args if a.startswith("-") and a.split("=")[0] not in done.stdout]
         assert not unknown, f"{page}: `{command}`: mkdocs {args[0]} has no option {', '.join(unknown)}"
+    elif Path(program).name == "pip":  # an install line of the setup instructions: its files and options exist
+        assert args[:1] == ["install"], f"{page}: `{command}`: only `pip install` lines are expected"
+        files = [args[i + 1] for i, a in enumerate(args) if a == "-r"]
+        assert all((ROOT / f).is_file() for f in files), f"{page}: `{command}`: no such requirements file"
+        unknown = {a for a in args[1:] if a.startswith("-")} - {"-r", "-e", "--no-deps", "--index-url", "--quiet"}
+        assert not unknown, f"{page}: `{command}`: options this test does not know: {', '.join(sorted(unknown))}"
     else:
         pytest.fail(f"{page}: `{command}` runs {program!r}, which the quick start does not install; "
                     "use medimg, python (the venv's), make or mkdocs, or teach this test about it")
@@ -241,7 +247,7 @@ def test_console_script_is_installed(tmp_path):
     """`make setup` installs the project editable: `medimg` is in the venv and finds this checkout's models."""
     script = medimg_script()
     entry = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")}
-    assert entry.get("medimg") == "medimg_core.cli:main"
+    assert entry.get("medimg") == "medimg_core.cli.main:main"
     done = run([str(script), "info"], cwd=tmp_path)  # from elsewhere: nothing found through the working folder
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"models: {ROOT / 'assets' / 'models'} "), (

@@ -1,15 +1,15 @@
 """The README's numbers are the model cards' numbers: its marked table is read back and compared with the cards.
 
 The README keeps one table between `<!-- numbers:start -->` and `<!-- numbers:end -->` with the columns
-`| model | number | value |`; `python -m medimg_core.readme_numbers` prints it from the shipped cards.
+`| model | number | value |`; `python -m medimg_core.reports.readme_numbers` prints it from the shipped cards.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from medimg_core.checkpoint import ASSETS_DIR
-from medimg_core.readme_numbers import END, START, card_numbers, numbers_table, readme_rows, stale_rows
+from medimg_core.models.checkpoint import ASSETS_DIR
+from medimg_core.reports.readme_numbers import END, START, card_numbers, numbers_table, readme_rows, stale_rows
 from medimg_core.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +42,6 @@ def test_the_readme_states_each_shipped_models_numbers_as_its_card_does():
     text = (ROOT / "README.md").read_text()
     rows = readme_rows(text)
     assert rows, (f"README.md has no numbers table between {START} and {END}; paste the one that "
-                  "`python -m medimg_core.readme_numbers` prints (any subset of its rows)")
+                  "`python -m medimg_core.reports.readme_numbers` prints (any subset of its rows)")
     assert {task for task, _, _ in rows} == set(CARDS), "every shipped model needs at least one row"
     assert stale_rows(text, CARDS) == []

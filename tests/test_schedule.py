@@ -6,9 +6,9 @@ import time
 import pytest
 import torch
 
-from medimg_core.fit import RunStopped, distillation_loss
-from medimg_core.schedule import resize_batch, size_schedule
-from medimg_core.training import TrainConfig, train
+from medimg_core.training.fit import RunStopped, distillation_loss
+from medimg_core.training.schedule import resize_batch, size_schedule
+from medimg_core.training.train import TrainConfig, train
 from tests.xrays import write_kaggle_layout
 
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from medimg_core.cli import main
-from medimg_core.search import configurations
-from medimg_core.training import TrainConfig
+from medimg_core.cli.main import main
+from medimg_core.training.search import configurations
+from medimg_core.training.train import TrainConfig
 
 BASE = TrainConfig(task="modality", lr=1e-3, width=16)
 

@@ -7,8 +7,8 @@ import shutil
 import pytest
 import torch
 
-from medimg_core.cli import main
-from medimg_core.embed import file_fingerprint, read_info
+from medimg_core.cli.main import main
+from medimg_core.reports.embed import file_fingerprint, read_info
 from tests.cli_runs import default_run, folder_digest
 
 OLD_DATE = "2026-01-02 03:04:05 UTC"  # the shipped model's creation time, which names its kept copy

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from medimg_core import get_task
-from medimg_core.checkpoint import ASSETS_DIR
-from medimg_core.data import load_dataset
-from medimg_core.splits import stratified_sample
-from medimg_core.metrics import compute_metrics
-from medimg_core.predict import load_classifier
+from medimg_core.models.checkpoint import ASSETS_DIR
+from medimg_core.data.datasets import load_dataset
+from medimg_core.data.splits import stratified_sample
+from medimg_core.inference.metrics import compute_metrics
+from medimg_core.inference.predict import load_classifier
 
 SHIPPED = ASSETS_DIR / "modality.pt"
 
@@ -41,7 +41,7 @@ def test_shipped_card_documents_the_model(shipped):
 
 
 def test_pictures_that_are_no_scan_are_flagged(shipped):
-    from medimg_core.synthetic import synthetic_picture
+    from medimg_core.data.synthetic import synthetic_picture
 
     for kind in ("checkerboard", "stripes", "linear gradient", "smooth noise"):
         picture = synthetic_picture(kind, np.random.default_rng(0))
@@ -57,8 +57,8 @@ def test_noise_is_flagged_as_out_of_distribution(shipped):
 
 def test_each_member_of_the_shipped_pneumonia_ensemble_on_images_it_never_trained_on():
     """The shipped pneumonia model is its 5 fold models: member f never trained on fold f of train+val."""
-    from medimg_core.crossval import calibrated
-    from medimg_core.splits import own_folds
+    from medimg_core.training.crossval import calibrated
+    from medimg_core.data.splits import own_folds
     from tests.conftest import shared_file
 
     path = ASSETS_DIR / "pneumonia.pt"
@@ -80,8 +80,8 @@ def test_each_member_of_the_shipped_pneumonia_ensemble_on_images_it_never_traine
 
 
 def test_shipped_brain_tumour_model_on_a_fixed_sample_of_its_validation_split():
-    from medimg_core.checkpoint import ASSETS_DIR
-    from medimg_core.explore import model_split
+    from medimg_core.models.checkpoint import ASSETS_DIR
+    from medimg_core.reports.explore import model_split
     from tests.conftest import shared_file
 
     path = ASSETS_DIR / "brain-tumor.pt"

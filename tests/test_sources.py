@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from medimg_core import get_task
-from medimg_core.data import DataError, download, read_source
-from medimg_core.sources import dataset_folds, pool_split, task_pool
+from medimg_core.data.datasets import DataError, download, read_source
+from medimg_core.data.sources import dataset_folds, pool_split, task_pool
 from medimg_core.tasks import OTHER, get_source
-from medimg_core.fit import sample_weights
+from medimg_core.training.fit import sample_weights
 from tests.imagegen import make_class_folders, png_bytes
 
 MODALITY = get_task("modality")

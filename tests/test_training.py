@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from medimg_core.cli import main
-from medimg_core.predict import load_classifier
-from medimg_core.training import TrainConfig, train
+from medimg_core.cli.main import main
+from medimg_core.inference.predict import load_classifier
+from medimg_core.training.train import TrainConfig, train
 from tests.imagegen import make_class_folders, png_bytes
 
 
@@ -90,14 +90,14 @@ def test_training_is_reproducible_with_a_fixed_seed(tmp_path):
 
 
 def test_importing_the_library_does_not_import_streamlit():
-    code = "import sys, medimg_core, medimg_core.predict, medimg_core.cli; assert 'streamlit' not in sys.modules"
+    code = "import sys, medimg_core, medimg_core.inference.predict, medimg_core.cli.main; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_fine_tuning_starts_from_another_tasks_weights_except_the_head(tiny_model):
-    from medimg_core.checkpoint import load_checkpoint
-    from medimg_core.models import build_model
-    from medimg_core.training import init_weights
+    from medimg_core.models.checkpoint import load_checkpoint
+    from medimg_core.models.architectures import build_model
+    from medimg_core.training.train import init_weights
 
     source = load_checkpoint(tiny_model)[0]
     model = build_model("compact-cnn", num_classes=2)
@@ -107,8 +107,8 @@ def test_fine_tuning_starts_from_another_tasks_weights_except_the_head(tiny_mode
 
 
 def test_imagenet_weights_need_the_resnet(tiny_model):
-    from medimg_core.models import build_model
-    from medimg_core.training import init_weights
+    from medimg_core.models.architectures import build_model
+    from medimg_core.training.train import init_weights
 
     with pytest.raises(ValueError, match="resnet18"):
         init_weights(build_model("compact-cnn", num_classes=2), "imagenet")

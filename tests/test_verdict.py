@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from medimg_core.cli import main
-from medimg_core.dicom_header import DicomHeader, read_dicom_header
-from medimg_core.imaging import read_image
-from medimg_core.predict import Prediction, load_classifier
+from medimg_core.cli.main import main
+from medimg_core.io.dicom_header import DicomHeader, read_dicom_header
+from medimg_core.io.imaging import read_image
+from medimg_core.inference.predict import Prediction, load_classifier
 from medimg_core.tasks import TaskSpec, get_task
-from medimg_core.verdict import SUPPORT, Reading, decide, label_text
+from medimg_core.inference.verdict import SUPPORT, Reading, decide, label_text
 from tests.imagegen import dicom_of
 
 MODALITY, PNEUMONIA, BRAIN = get_task("modality"), get_task("pneumonia"), get_task("brain-tumor")

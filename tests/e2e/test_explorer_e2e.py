@@ -15,7 +15,7 @@ import pytest
 from benchmarks.explorer_page import MAP, SELECTION, expected_embedding, select_around, wait_for_map
 from medimg_app.cache import shipped_tasks
 from medimg_core import get_task
-from medimg_core.data import dataset_path
+from medimg_core.data.datasets import dataset_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif("modality" not in shipped_tasks(),
                                                   reason="no modality model installed (assets/models or $MEDIMG_MODELS_DIR)")]

@@ -12,7 +12,7 @@ from medimg_app.cache import shipped_tasks
 from medimg_app.predict_widgets import upscale
 from medimg_app.widgets import flag
 from medimg_core import load_classifier, read_image, to_model_input
-from medimg_core.explain import overlay
+from medimg_core.inference.explain import overlay
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif("modality" not in shipped_tasks(),
                                                   reason="no modality model installed (assets/models or $MEDIMG_MODELS_DIR)")]

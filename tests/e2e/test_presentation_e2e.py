@@ -14,9 +14,9 @@ import pytest
 
 from medimg_app.cache import shipped_tasks
 from medimg_core import get_task
-from medimg_core.checkpoint import default_model_path, read_card
-from medimg_core.data import dataset_path
-from medimg_core.story import STEPS
+from medimg_core.models.checkpoint import default_model_path, read_card
+from medimg_core.data.datasets import dataset_path
+from medimg_core.reports.story import STEPS
 
 pptx = pytest.importorskip("pptx", reason="python-pptx is not installed (pip install -r requirements.txt)")
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif("modality" not in shipped_tasks(),
