@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..models.checkpoint import default_model_path, models_dir, read_card
 from ..inference.metrics import screening_rates
+from ..tasks import TASKS
 from .story import mean_sd
 
 
@@ -36,8 +37,17 @@ def model_name(card: dict) -> str:
         parts.append(f"label smoothing {cfg['label_smoothing']:g}")
     if cfg.get("image_size"):
         parts.append(f"{cfg['image_size']} px")
+    if cfg.get("progressive_from"):
+        parts.append(f"progressive from {cfg['progressive_from']} px")
+    if cfg.get("input_norm", "none") != "none":
+        parts.append(f"input {cfg['input_norm']}d")
     if cfg.get("max_per_class"):
         parts.append(f"subset of {cfg['max_per_class']}/class")
+    if cfg.get("validation", "random") != "random":
+        parts.append(f"{cfg['validation']} validation")
+    source, task = card.get("data", {}).get("source"), TASKS.get(card.get("task"))
+    if source and task is not None and source != task.source.filename:
+        parts.append(f"on {source}")
     return ", ".join(parts)
 
 
