@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,14 @@ def test_a_dicom_with_a_malformed_element_names_the_element_its_tag_and_its_valu
         read_image(bad)
     assert str(err.value) == ("The DICOM element NumberOfFrames (0028,0008) holds '1A', which is not a whole number, "
                               "so the image cannot be read.")
+
+
+def test_a_malformed_dicom_prints_no_warning_that_quotes_its_values():
+    bad = next(p for p in PYDICOM_DATA if p.name == "badVR.dcm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would raise here instead of the sentence
+        with pytest.raises(ImageReadError, match="NumberOfFrames"):
+            read_image(bad)
 
 
 def with_raw_value(tags: dict, tag: bytes, vr: bytes, written: bytes, raw: bytes) -> bytes:

@@ -273,6 +273,13 @@ def _window(pixels: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) ->
 
 def _decode_dicom(data: bytes) -> np.ndarray:
     """DICOM -> [0, 1]: middle frame, rescale slope/intercept, window, MONOCHROME1 inverted."""
+    with warnings.catch_warnings():  # pydicom's warnings quote the file's values: nothing from the file is printed
+        warnings.simplefilter("ignore")
+        return _decode_dicom_dataset(data)
+
+
+def _decode_dicom_dataset(data: bytes) -> np.ndarray:
+    """_decode_dicom without its warning filter."""
     import pydicom
 
     try:
