@@ -86,3 +86,12 @@ def test_an_x_ray_at_its_own_aspect_ratio_and_its_squashed_copy_get_the_same_ans
             a, b = clf.predict(read_image(png_bytes(as_taken))), clf.predict(read_image(png_bytes(square)))
             assert abs(a.probabilities["pneumonia"] - b.probabilities["pneumonia"]) < 0.03
             assert a.in_distribution == b.in_distribution
+
+
+def test_a_card_says_the_validation_split_kept_each_patient_on_one_side_not_the_official_val_folder(kaggle):
+    from medimg_core.training.fit import TrainConfig
+    from medimg_core.training.train import split_description
+
+    ds = load_dataset(PNEUMONIA, kaggle)
+    text = split_description(ds, np.ones(len(ds), bool), PNEUMONIA, TrainConfig(task="pneumonia"))
+    assert "each patient's images" in text and "official" not in text

@@ -199,8 +199,9 @@ def headline_numbers(card: Mapping) -> list[tuple[str, str]]:
                                ("specificity", "Specificity (cross-validated)", True)):
         if key in cv:
             rows.append((name, mean_sd(cv[key], percent)))
-    if cv and isinstance(v.get("n"), int):
-        rows.append(("Images, each judged by a model that never saw it", f"{v['n']:,}"))
+    pooled_n = ((card.get("crossval") or {}).get("own_pooled") or {}).get("n", v.get("n"))  # out-of-fold images
+    if cv and isinstance(pooled_n, int):
+        rows.append(("Images, each judged by a model that never saw it", f"{pooled_n:,}"))
     for key, name, form in () if cv else (
         ("accuracy", "Validation accuracy", pct),
         ("sensitivity", "Sensitivity", pct),

@@ -27,7 +27,7 @@ from .fit import TrainConfig, fit, resolve_device
 from ..models.architectures import build_model, cam_layer_name, count_parameters
 from ..inference.predict import Classifier
 from ..data.sources import own_dataset, own_origin, pool_split, task_pool
-from ..data.splits import subset_positions
+from ..data.splits import kept_together, subset_positions
 from ..inference.speed import predict_latency
 from ..tasks import TaskSpec, get_task
 
@@ -213,13 +213,24 @@ def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, mode
             "train": int(own[train_idx].sum()), "validation": int(own[val_idx].sum()),  # of the task's own dataset
             "train_all_sources": int(len(train_idx)), "validation_all_sources": int(len(val_idx)),
             "duplicate_images": int(len(groups) - len(np.unique(groups))),
-            "split": "official train/val split" if {"train", "val"} <= set(ds.split[own].tolist())
-                     else f"stratified {1 - cfg.val_fraction:.0%}/{cfg.val_fraction:.0%}, "
-                          f"{'exact duplicates' if near is None else f'near-duplicates (pHash within {near} of 64 bits)'} kept on one side (seed {cfg.seed})",
+            "split": split_description(ds, own, spec, cfg),
             **({} if near is None else {"near_duplicates": near_duplicate_summary(ds.images[own], near)}),
             "sources": source_counts(ds, train_idx, val_idx), "held_out": list(cfg.held_out), "missing": notes,
         },
     }
+
+
+def split_description(ds: Dataset, own: np.ndarray, spec: TaskSpec, cfg: TrainConfig) -> str:
+    """How the task's own images were split into training and validation, in words (as `training_split` does it)."""
+    if cfg.own_cv and cfg.fold:
+        return f"fold {cfg.fold[0] + 1} of {cfg.fold[1]} stratified folds, {kept_together(spec)} kept together (seed {cfg.seed})"
+    if cfg.validation == "atypical":
+        return f"the {cfg.val_fraction:.0%} least typical groups by acquisition traits validate, {kept_together(spec)} kept together"
+    if cfg.validation == "earliest":
+        return f"the {cfg.val_fraction:.0%} of patients with the lowest numbers validate, {kept_together(spec)} kept together"
+    if not spec.patient_pattern and {"train", "val"} <= set(ds.split[own].tolist()):
+        return "official train/val split"
+    return f"stratified {1 - cfg.val_fraction:.0%}/{cfg.val_fraction:.0%}, {kept_together(spec)} kept on one side (seed {cfg.seed})"
 
 
 def source_counts(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray) -> dict:
