@@ -45,6 +45,7 @@ if cards[0]["shipped"] and cards[0].get("crossval"):
                "dataset with their spread, and the baseline was scored on the same folds. Images of other hospitals "
                "or years can do worse.")
     st.dataframe(crossval_table(cards[0]), hide_index=True, key="models_crossval_table", placeholder=EMPTY_CELL)
+    mw.earlier_estimates(cards[0])
 
 if cards[0]["shipped"] and cards[0].get("operating_threshold"):
     st.subheader("Operating point")

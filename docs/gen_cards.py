@@ -16,7 +16,8 @@ PERCENT_KEYS = {"accuracy", "sensitivity", "specificity", "recall", "precision",
 METRICS = (("n", "images"), ("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("auc", "ROC AUC"), ("ece", "ECE"),
            ("sensitivity", "sensitivity"), ("specificity", "specificity"), ("flagged", "flagged as unfamiliar"))
 FOUR_DECIMALS = {"auc", "macro_f1", "ece", "ece_before", "ece_after"}  # metrics compared across models
-SHOWN = {"task", "title", "classes", "input", "model", "training", "data", "validation", "crossval", "external"}
+SHOWN = {"task", "title", "classes", "input", "model", "training", "data", "validation", "crossval", "external",
+         "earlier_estimates"}
 HEADINGS = {"ood": "Not recognised: the rejection rule", "rejection": "Rejection values chosen by cross-validation",
             "operating_threshold": "Operating threshold", "test": "Test (recorded by evaluate --record)"}
 
@@ -219,6 +220,10 @@ def card_page(card: Mapping, stem: str, shipped: bool, search: Mapping | None = 
         lines += crossval_section(card["crossval"])
     if card.get("external"):
         lines += external_section(card["external"])
+    if card.get("earlier_estimates"):
+        rows = card["earlier_estimates"]
+        lines += ["## How earlier estimates held up on the test split", "",
+                  *table(list(rows[0]), [[text(str(r.get(k, ""))) for k in rows[0]] for r in rows])]
     for name, section in card.items():  # calibration, ood, rejection, baseline, speed, test, and any new section
         if name not in SHOWN and isinstance(section, Mapping):
             lines += [f"## {HEADINGS.get(name, name.replace('_', ' ').capitalize())}", "", *key_values(section)]

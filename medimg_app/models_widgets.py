@@ -83,3 +83,12 @@ def curves_section(curves: pd.DataFrame, key: str) -> None:
     metrics = [m for m in ("val_accuracy", "val_auc", "val_loss", "train_loss") if (curves.metric == m).any()]
     chosen = st.segmented_control("Curve", metrics, default=metrics[0], format_func=METRIC_LABELS.get, key=f"{key}_metric")
     st.plotly_chart(curves_figure(curves, chosen or metrics[0]), key=f"{key}_chart")
+
+
+def earlier_estimates(card: dict) -> None:
+    """How far a previous model's estimate was from its test result, where the card records it (`earlier_estimates`)."""
+    rows = card.get("earlier_estimates") or []
+    if not rows:
+        return
+    st.markdown("**How earlier estimates held up on the test split**")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="models_earlier_estimates", placeholder=EMPTY_CELL)

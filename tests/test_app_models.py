@@ -90,3 +90,11 @@ def test_a_damaged_comparison_card_is_a_clear_message_not_a_crash(tiny_model, tm
     monkeypatch.setenv("MEDIMG_MODELS_DIR", str(tmp_path))
     at = open_models("modality")
     assert "cannot be read" in at.error[0].value and not at.dataframe
+
+
+def test_a_card_that_records_how_an_earlier_estimate_held_up_shows_it_beside_the_new_estimate():
+    card = compared_cards("pneumonia")[0] if "pneumonia" in shipped_tasks() else {}
+    if not card.get("earlier_estimates"):
+        pytest.skip("the installed pneumonia card records no earlier estimate")
+    table = next(d.value for d in open_models("pneumonia").dataframe if "test split" in d.value.columns)
+    assert table.to_dict("records") == card["earlier_estimates"]
