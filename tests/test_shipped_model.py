@@ -55,28 +55,27 @@ def test_noise_is_flagged_as_out_of_distribution(shipped):
     assert not pred.in_distribution and pred.label is None and "random noise" in pred.reason
 
 
-def test_each_member_of_the_shipped_pneumonia_ensemble_on_images_it_never_trained_on():
-    """The shipped pneumonia model is its 5 fold models: member f never trained on fold f of train+val."""
-    from medimg_core.training.crossval import calibrated
-    from medimg_core.data.splits import own_folds
+def test_shipped_pneumonia_model_on_a_fixed_sample_of_its_patient_grouped_validation_split():
+    """The shipped pneumonia model on 300 X-rays of patients it never trained on, at its own operating point."""
+    from medimg_core.reports.explore import model_split
+    from medimg_core.data.splits import patient_ids
     from tests.conftest import shared_file
 
     path = ASSETS_DIR / "pneumonia.pt"
     if not path.is_file():
         pytest.skip("no pneumonia model is shipped")
     clf = load_classifier("pneumonia", path)
-    members, seed = clf.model.members, clf.card["training"]["config"]["seed"]
-    ds = load_dataset(clf.spec, shared_file("pneumoniamnist.npz"))
-    folds = own_folds(ds, len(members), seed)
-    assert sorted(np.concatenate(folds).tolist()) == list(range(len(ds)))  # the folds the card describes
-    for member, fold in zip(members[:2], folds):
-        idx = fold[stratified_sample(ds.labels[fold], 200, seed=0)]
-        with torch.no_grad():
-            logits = member(torch.from_numpy(ds.images[idx]).float().div(255)[:, None])
-        probs = calibrated(logits.numpy(), len(clf.classes), clf.temperature)[0]
-        metrics = compute_metrics(probs, ds.labels[idx], clf.classes, clf.label_indices(probs))
-        assert metrics["auc"] >= 0.97 and metrics["accuracy"] >= 0.9, metrics
-    assert clf.card["operating_threshold"]["class"] == "pneumonia"
+    ds = load_dataset(clf.spec, shared_file("chest-xray-pneumonia-224.tar.gz"))
+    split = model_split(ds, clf.card)
+    patients = patient_ids(ds.files, clf.spec)
+    assert not set(patients[split == "train"]) & set(patients[split == "val"])
+    val = np.flatnonzero(split == "val")
+    assert len(val) == clf.card["validation"]["n"]
+    idx = val[stratified_sample(ds.labels[val], 300, seed=0)]
+    probs = clf.infer(torch.from_numpy(ds.images[idx])).probs
+    metrics = compute_metrics(probs, ds.labels[idx], clf.classes, clf.label_indices(probs))
+    assert metrics["auc"] >= 0.97 and metrics["accuracy"] >= 0.9, metrics
+    assert clf.operating_threshold == clf.card["operating_threshold"]["threshold"]
 
 
 def test_shipped_brain_tumour_model_on_a_fixed_sample_of_its_validation_split():
@@ -94,4 +93,4 @@ def test_shipped_brain_tumour_model_on_a_fixed_sample_of_its_validation_split():
     probs = clf.infer(torch.from_numpy(ds.images[idx])).probs
     metrics = compute_metrics(probs, ds.labels[idx], clf.classes)
     assert metrics["n"] == 400 and metrics["accuracy"] >= 0.93, metrics["confusion_matrix"]
-    assert clf.card["input"]["size"] == [128, 128]
+    assert clf.card["input"]["size"] == [224, 224] == [clf.spec.image_size] * 2

@@ -19,7 +19,7 @@ COVID = {"name": "covid", "title": "COVID-19 vs healthy chest X-rays", "classes"
 
 def test_the_three_built_in_tasks():
     assert list(BUILTIN_TASKS) == ["modality", "pneumonia", "brain-tumor"]
-    assert BUILTIN_TASKS["brain-tumor"].image_size == 128 and BUILTIN_TASKS["pneumonia"].positive_class == "pneumonia"
+    assert BUILTIN_TASKS["brain-tumor"].image_size == 224 and BUILTIN_TASKS["pneumonia"].positive_class == "pneumonia"
 
 
 def test_a_json_definition_becomes_a_task_of_image_folders(tmp_path):

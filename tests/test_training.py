@@ -11,6 +11,7 @@ import torch
 
 from medimg_core.cli.main import main
 from medimg_core.inference.predict import load_classifier
+from medimg_core.tasks import get_task
 from medimg_core.training.train import TrainConfig, train
 from tests.imagegen import make_class_folders, png_bytes
 
@@ -162,7 +163,7 @@ def test_a_tiny_pneumonia_run_chooses_a_threshold_and_reports_auc(tmp_path, caps
     assert result["n"] == 524 and result["auc"] > 0.5
 
 
-def test_a_tiny_brain_tumour_run_works_at_128_pixels(tmp_path, brain_images):
+def test_a_tiny_brain_tumour_run_works_at_the_tasks_input_size(tmp_path, brain_images):
     from medimg_core import read_image
     from tests.conftest import shared_file
 
@@ -171,10 +172,11 @@ def test_a_tiny_brain_tumour_run_works_at_128_pixels(tmp_path, brain_images):
                  "--epochs", "1", "--max-per-class", "20", "--batch-size", "16", "--no-baseline", "--no-sources",
                  "--out", str(out)]) == 0
     clf = load_classifier("brain-tumor", out)
-    assert clf.card["input"]["size"] == [128, 128] and clf.card["data"]["validation"] >= 4
+    size = get_task("brain-tumor").image_size
+    assert clf.card["input"]["size"] == [size, size] and clf.card["data"]["validation"] >= 4
     image = read_image(brain_images["glioma"][0])
     assert clf.predict(image).closest in clf.classes
-    assert clf.explain(image).shape == (128, 128)
+    assert clf.explain(image).shape == (size, size)
 
 
 def test_another_input_size_is_saved_with_the_model_and_used_to_predict(mednist, tmp_path):
