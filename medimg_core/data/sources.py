@@ -19,7 +19,7 @@ import numpy as np
 from .acquisition import atypical_split
 from .datasets import Dataset, DataError, dataset_path, fingerprint, load_dataset, read_source
 from ..io.folders import SourceImages
-from .splits import earliest_split, own_folds, patient_ids, split_groups, split_train_val, subset_positions
+from .splits import earliest_split, own_folds, named_patients, split_groups, split_train_val, subset_positions
 from ..tasks import DataSource, TaskSpec, get_source
 
 
@@ -154,8 +154,7 @@ def pool_split(ds: Dataset, own: str, max_per_class: int | None, val_fraction: f
     mine = np.flatnonzero((ds.origin == own) & (ds.split != "test"))  # an official test split never trains
     mine = mine[subset_positions(ds.labels[mine], max_per_class, seed)]
     mine_ds = ds.subset(mine)
-    patients = patient_ids(mine_ds.files, spec) if spec is not None and spec.patient_pattern else None
-    patients = patients if patients is not None and (patients != "").any() else None  # names without patients
+    patients = named_patients(mine_ds.files, spec)
     if own_fold is None and strategy in ("atypical", "earliest"):
         groups = split_groups(mine_ds.images, max_distance, patients)
         if strategy == "atypical":

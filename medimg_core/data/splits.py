@@ -21,6 +21,14 @@ def patient_ids(files: list[str], spec) -> np.ndarray:
     return np.array([spec.patient(f) for f in files], dtype=str)
 
 
+def named_patients(files: list[str], spec) -> np.ndarray | None:
+    """patient_ids of the files, or None when the task (spec may be None) or every one of their names names no patient."""
+    if spec is None or not spec.patient_pattern:
+        return None
+    patients = patient_ids(files, spec)
+    return patients if (patients != "").any() else None
+
+
 def split_groups(images: np.ndarray, max_distance: int | None = None, patients: np.ndarray | None = None) -> np.ndarray:
     """Group id per image: exact duplicates (near ones within max_distance pHash bits) and images of one
     patient share a group (patients "" are no patient)."""

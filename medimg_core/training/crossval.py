@@ -30,7 +30,7 @@ from ..models.architectures import build_model
 from ..inference.ood import MahalanobisOOD
 from ..data.sources import dataset_folds, own_origin
 from ..data.acquisition import TRAITS, acquisition_traits, atypicality
-from ..data.splits import kept_together, patient_ids, split_groups
+from ..data.splits import kept_together, named_patients, split_groups
 from .fit import logits_and_features
 from .train import (TrainConfig, architecture_args, check_init, fit, init_weights, resolve_device, task_spec, train,
                     training_data, training_split)
@@ -235,7 +235,7 @@ def atypical_numbers(pooled: dict, nested: tuple, spec, own: str, ds, share: flo
     flagged, probs, pred = nested
     mine = np.flatnonzero(pooled["origins"] == own)
     index = pooled["index"][mine]
-    patients = patient_ids([ds.files[i] for i in index], spec) if spec.patient_pattern else None
+    patients = named_patients([ds.files[i] for i in index], spec)
     groups = split_groups(ds.images[index], spec.near_duplicate_distance, patients)
     score = atypicality(acquisition_traits(ds.images[index]), groups)
     least = score >= np.quantile(score, 1 - share)

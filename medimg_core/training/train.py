@@ -27,7 +27,7 @@ from .fit import TrainConfig, fit, resolve_device
 from ..models.architectures import build_model, cam_layer_name, count_parameters
 from ..inference.predict import Classifier
 from ..data.sources import own_dataset, own_origin, pool_split, task_pool
-from ..data.splits import kept_together, patient_ids, subset_positions
+from ..data.splits import kept_together, named_patients, subset_positions
 from ..inference.speed import predict_latency
 from ..tasks import TaskSpec, get_task
 
@@ -222,7 +222,7 @@ def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, mode
 
 def split_description(ds: Dataset, own: np.ndarray, spec: TaskSpec, cfg: TrainConfig) -> str:
     """How the task's own images were split into training and validation, in words (as `training_split` does it)."""
-    named = spec.patient_pattern and (patient_ids(list(np.asarray(ds.files)[own]), spec) != "").any()
+    named = named_patients(list(np.asarray(ds.files)[own]), spec) is not None
     together = kept_together(spec if named else replace(spec, patient_pattern=""))  # file names without patients
     if cfg.own_cv and cfg.fold:
         return f"fold {cfg.fold[0] + 1} of {cfg.fold[1]} stratified folds, {together} kept together (seed {cfg.seed})"
