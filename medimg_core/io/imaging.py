@@ -307,10 +307,8 @@ def _dicom_pixels(ds) -> np.ndarray:
                              "Columns elements are missing or zero), so its image cannot be read.")
     _check_pixels(cols, rows)
     frames = dicom_count(ds, "NumberOfFrames", 1) or 1
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            arr = pixel_array(ds, index=frames // 2 if frames > 1 else None)
+    try:  # warnings are already silenced by _decode_dicom
+        arr = pixel_array(ds, index=frames // 2 if frames > 1 else None)
     except (NotImplementedError, RuntimeError, ImportError) as err:
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(syntax, "name", str(syntax))
