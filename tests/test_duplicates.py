@@ -12,7 +12,7 @@ from medimg_core.cli.main import main
 from medimg_core.data.datasets import Dataset, fingerprint
 from medimg_core.data.splits import split_train_val
 from medimg_core.reports.duplicate_report import find_duplicates, official_parts
-from medimg_core.data.duplicates import hamming, near_duplicate_groups, near_pairs, perceptual_hashes
+from medimg_core.data.duplicates import hamming, hash_groups, near_duplicate_groups, near_pairs, perceptual_hashes
 
 BRAIN = get_task("brain-tumor")
 
@@ -68,6 +68,33 @@ def test_pairs_are_listed_once_with_their_distance():
     assert sorted(zip(i.tolist(), j.tolist(), d.tolist())) == [(0, 1, 2), (1, 2, 2)]
     with pytest.raises(ValueError, match="between 0 and 64"):
         near_pairs(hashes, 65)
+
+
+def clustered_hashes(n: int, seed: int) -> np.ndarray:
+    """n 64-bit hashes drawn from n // 4 originals, each with up to three bits flipped (copies and near copies)."""
+    rng = np.random.default_rng(seed)
+    originals = rng.integers(0, 2**63, max(1, n // 4), dtype=np.uint64)
+    hashes = originals[rng.integers(0, len(originals), n)]
+    for _ in range(3):
+        hashes ^= (np.uint64(1) << rng.integers(0, 64, n).astype(np.uint64)) * (rng.random(n) < 0.4).astype(np.uint64)
+    return hashes
+
+
+@pytest.mark.parametrize("max_distance", [0, 1, 4, 9, 64])
+def test_near_pairs_finds_exactly_the_pairs_a_comparison_of_all_pairs_finds(max_distance):
+    hashes = clustered_hashes(300, seed=max_distance)
+    distances = hamming(hashes[:, None], hashes[None, :])
+    i, j = np.nonzero(np.triu(distances <= max_distance, 1))
+    found = near_pairs(hashes, max_distance, block=37)  # a small block: candidates come in many pieces
+    assert [a.tolist() for a in found] == [i.tolist(), j.tolist(), distances[i, j].tolist()]
+
+
+def test_hash_groups_join_many_copies_and_chains_and_number_them_in_order():
+    chain = [0b0, 0b111, 0b111111]  # 3 bits apart, then 3 more: one group through the middle one
+    far = 0xFFFF_FFFF_FFFF_0000  # 48 bits from every other
+    hashes = np.array([far] + chain + [0b0] * 2000 + [far], np.uint64)
+    groups = hash_groups(hashes, 3)
+    assert groups[0] == groups[-1] == 0 and set(groups[1:-1]) == {1}
 
 
 def dataset(images: list[np.ndarray], labels: list[int], files: list[str] | None = None) -> Dataset:

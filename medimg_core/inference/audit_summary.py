@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..data.duplicates import DEFAULT_MAX_DISTANCE, connected_groups, near_pairs
+from ..data.duplicates import DEFAULT_MAX_DISTANCE, hash_groups
 
 FILES, SUMMARY, PARTS = "files.parquet", "summary.json", "parts"
 LIST_LIMIT = 1000  # longest list (disagreements, not medical, errors) kept in summary.json; files.parquet has all
@@ -115,8 +115,7 @@ def add_groups(rows: pd.DataFrame, max_distance: int) -> pd.DataFrame:
     perceptual hash (pHash within max_distance bits, directly or through a chain)."""
     has = rows["phash"].notna().to_numpy()
     hashes = np.array([int(h, 16) for h in rows.loc[has, "phash"]], dtype=np.uint64)
-    i, j, _ = near_pairs(hashes, max_distance)
-    ids = connected_groups(len(hashes), i, j)  # exact copies (distance 0) and near copies alike
+    ids = hash_groups(hashes, max_distance)  # exact copies (distance 0) and near copies alike
     group = pd.array([pd.NA] * len(rows), dtype="Int64")
     size = pd.array([pd.NA] * len(rows), dtype="Int64")
     group[has], size[has] = ids, np.bincount(ids)[ids] if len(ids) else ids
