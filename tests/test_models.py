@@ -1,11 +1,14 @@
 """Architectures built by name, and how their weights are stored."""
 from __future__ import annotations
 
+import copy
+
+import pytest
 import torch
 
 from medimg_core import get_task
 from medimg_core.models.checkpoint import HALF_ABOVE, load_checkpoint, save_checkpoint
-from medimg_core.models.architectures import build_model, count_parameters
+from medimg_core.models.architectures import build_model, count_parameters, fuse_batch_norms
 
 
 def test_a_narrow_resnet18_has_about_a_quarter_of_the_parameters_and_the_same_outputs():
@@ -35,3 +38,17 @@ def test_a_small_model_keeps_full_precision(tmp_path):
     path = tmp_path / "small.pt"
     save_checkpoint(path, model, get_task("pneumonia"), {"architecture": "compact-cnn", "width": 16, "dropout": 0.2}, {})
     assert torch.load(path, weights_only=True)["state_dict"]["head.weight"].dtype == torch.float32
+
+
+@pytest.mark.parametrize("architecture", ["compact-cnn", "resnet18"])
+def test_folding_the_batch_norms_keeps_the_features_and_leaves_no_batch_norm(architecture):
+    model = build_model(architecture, 4, width=16, reject=True)
+    with torch.no_grad():
+        for _ in range(3):  # running statistics away from their initial 0 and 1
+            model(torch.rand(8, 1, 64, 64) * 2)
+    x = torch.rand(5, 1, 64, 64)
+    fused = fuse_batch_norms(copy.deepcopy(model))
+    with torch.no_grad():
+        assert torch.allclose(fused.features(x), model.eval().features(x), atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert fused.get_submodule(fused.cam_layer) is not None
