@@ -30,6 +30,14 @@ def test_the_shipped_card_comes_first_then_the_comparisons_of_the_same_task(mode
     assert cards[1]["name"] == "compact-cnn (width 16), fine-tuned from other, subset of 60/class"
 
 
+def test_a_run_that_drew_part_of_its_data_each_epoch_says_so_in_its_name(models_dir):
+    card = json.loads((models_dir / "modality.json").read_text())
+    card["training"]["config"]["epoch_size"] = 24576
+    (models_dir / "comparisons" / "modality-half.json").write_text(json.dumps(card))
+    names = [c["name"] for c in compared_cards("modality")]
+    assert "compact-cnn (width 16), from scratch, subset of 60/class, 24,576 images an epoch" in names
+
+
 def test_the_table_puts_models_side_by_side_with_their_card_numbers(models_dir):
     cards = compared_cards("modality")
     table = comparison_table(cards)

@@ -43,6 +43,8 @@ def model_name(card: dict) -> str:
         parts.append(f"input {cfg['input_norm']}d")
     if cfg.get("max_per_class"):
         parts.append(f"subset of {cfg['max_per_class']}/class")
+    if cfg.get("epoch_size"):
+        parts.append(f"{cfg['epoch_size']:,} images an epoch")
     if cfg.get("validation", "random") != "random":
         parts.append(f"{cfg['validation']} validation")
     source, task = card.get("data", {}).get("source"), TASKS.get(card.get("task"))
