@@ -3,8 +3,9 @@
 Steady-state files/s is measured as the difference between two runs of each method, on N/2 and N files
 (MedNIST JPEGs: 5,895 and 11,790), so start-up drops out; start-up is what the smaller run took beyond its
 files at the steady rate. The same for the DICOMs of scan-kinds (+ scan-kinds-2), repeated as copies under other
-names to make the two sizes. Then the audit with 1 and 2 workers (local Ray with that many CPUs), for the
-files/s per core that a cluster multiplies. Every method runs as a fresh process, as a user would start it.
+names to make the two sizes. Then the audit with 1 and 2 workers (local Ray with that many CPUs, the run pinned to
+that many cores), for the files/s per core that a cluster multiplies. Every method runs as a fresh process, as a
+user would start it.
 
     decode-only floor: a pool of 2 processes reading and decoding each file with read_image, nothing else
     medimg predict:    python -m medimg_core predict --task modality PATH... (one process, one file at a time), as
@@ -72,10 +73,13 @@ def decode_floor(files: list[Path]) -> float:
     return time.perf_counter() - started
 
 
-def command_seconds(argv: list[str], env: dict | None = None) -> float:
-    """Wall seconds of one command run as a fresh process (output discarded; a failure stops the benchmark)."""
+def command_seconds(argv: list[str], env: dict | None = None, cores: int | None = None) -> float:
+    """Wall seconds of one command run as a fresh process (output discarded; a failure stops the benchmark);
+    cores: pin it, and every process it starts, to that many cores (Linux), so a worker count is a core count."""
+    pin = (lambda: os.sched_setaffinity(0, range(cores))) if cores else None
     started = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                          preexec_fn=pin)
     if done.returncode:
         raise SystemExit(f"{' '.join(argv[:4])} ... failed: {done.stderr.strip().splitlines()[-1:]}")
     return time.perf_counter() - started
@@ -88,12 +92,13 @@ def predict_seconds(folders: list[Path], threads: int | None = None) -> float:
                            env)
 
 
-def audit_seconds(folders: list[Path], workers: int, tmp: Path) -> float:
+def audit_seconds(folders: list[Path], workers: int, tmp: Path, pinned: bool = False) -> float:
+    """`medimg audit` with `workers` local Ray CPUs; pinned: on that many cores only (else on all of them)."""
     out = tmp / "audit-out"
     shutil.rmtree(out, ignore_errors=True)
     try:
         return command_seconds([sys.executable, "-c", AUDIT, *map(str, folders), "--out", str(out),
-                                "--workers", str(workers)])
+                                "--workers", str(workers)], cores=workers if pinned else None)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -198,10 +203,10 @@ def main() -> None:
             print(f"\nThe modality model alone (predict_batch on 64 x 64 inputs in memory, 2 threads, as shipped): "
                   f"{model_alone():,.0f} images/s", flush=True)
         if args.workers:
-            print("\n| audit workers (local Ray CPUs) | steady files/s | per worker | start-up |")
+            print("\n| audit workers (local Ray CPUs), each run pinned to as many cores | steady files/s | per core | start-up |")
             print("| --- | --- | --- | --- |")
             for workers in (1, 2):
-                rate, startup = steady(lambda folders, fs, w=workers: audit_seconds(folders, w, tmp),
+                rate, startup = steady(lambda folders, fs, w=workers: audit_seconds(folders, w, tmp, pinned=True),
                                        tmp / "mednist", mednist, args.repeats)
                 print(f"| {workers} | {rate:,.0f} | {rate / workers:,.0f} | {startup:.1f} s |", flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
