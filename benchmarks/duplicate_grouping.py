@@ -33,8 +33,12 @@ def all_pairs_groups(hashes: np.ndarray, max_distance: int, rows: int = 64) -> n
 def variants(hashes: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """The hashes followed by n variants of each with about 8 of 64 bits flipped (an AND of three random words)."""
     rng = np.random.default_rng(seed)
-    words = lambda: rng.integers(0, 2**63, len(hashes), dtype=np.uint64)  # noqa: E731
-    return np.concatenate([hashes] + [hashes ^ (words() & words() & words()) for _ in range(n)])
+
+    def sparse_word() -> np.ndarray:
+        """One random word per hash with about 1 bit in 8 set."""
+        return np.bitwise_and.reduce([rng.integers(0, 2**63, len(hashes), dtype=np.uint64) for _ in range(3)])
+
+    return np.concatenate([hashes] + [hashes ^ sparse_word() for _ in range(n)])
 
 
 def timed(fn, *args) -> tuple[float, np.ndarray]:
