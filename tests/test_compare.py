@@ -64,3 +64,11 @@ def test_training_curves_hold_every_recorded_epoch(models_dir):
 def test_no_cards_means_nothing_to_compare(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIMG_MODELS_DIR", str(tmp_path))
     assert compared_cards("brain-tumor") == [] and comparison_table([]).empty
+
+
+def test_a_distilled_run_names_its_teacher(models_dir):
+    card = json.loads((models_dir / "modality.json").read_text())
+    card["training"]["config"]["teacher"] = "/runs/big/modality.pt"
+    (models_dir / "comparisons" / "modality-student.json").write_text(json.dumps(card))
+    names = [c["name"] for c in compared_cards("modality")]
+    assert "compact-cnn (width 16), from scratch, distilled from modality, subset of 60/class" in names

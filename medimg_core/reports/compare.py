@@ -27,6 +27,8 @@ def model_name(card: dict) -> str:
     if model.get("members", 1) > 1:
         parts[0] += f" x{model['members']} (ensemble of the fold models)"
     parts.append(f"fine-tuned from {Path(cfg['init']).stem}" if cfg.get("init") else "from scratch")
+    if cfg.get("teacher"):
+        parts.append(f"distilled from {Path(cfg['teacher']).stem}")
     if cfg.get("augment") is False:
         parts.append("no augmentation")
     elif cfg.get("augment_strength", 1.0) != 1.0:
