@@ -71,4 +71,11 @@ def test_a_distilled_run_names_its_teacher(models_dir):
     card["training"]["config"]["teacher"] = "/runs/big/modality.pt"
     (models_dir / "comparisons" / "modality-student.json").write_text(json.dumps(card))
     names = [c["name"] for c in compared_cards("modality")]
-    assert "compact-cnn (width 16), from scratch, distilled from modality, subset of 60/class" in names
+    assert "compact-cnn (width 16), from scratch, distilled from big, subset of 60/class" in names
+
+
+def test_a_teacher_saved_under_another_name_is_named_by_its_file(models_dir):
+    card = json.loads((models_dir / "modality.json").read_text())
+    card["training"]["config"]["teacher"] = "/runs/teachers/wide-modality.pt"
+    (models_dir / "comparisons" / "modality-student.json").write_text(json.dumps(card))
+    assert any("distilled from wide-modality" in c["name"] for c in compared_cards("modality"))

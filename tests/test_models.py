@@ -19,6 +19,16 @@ def test_a_narrow_resnet18_has_about_a_quarter_of_the_parameters_and_the_same_ou
     assert narrow.get_submodule(narrow.cam_layer)[0].conv1.in_channels == 64  # layer3 takes 2 x width channels
 
 
+def test_a_resnet50_has_one_channel_in_2048_features_and_only_full_width():
+    model = build_model("resnet50", 4, width=64, reject=True).eval()
+    with torch.no_grad():
+        features = model.features(torch.rand(2, 1, 64, 64))
+    assert features.shape == (2, 2048) and model.head.out_features == 5
+    assert 23_000_000 < count_parameters(model) < 24_000_000
+    with pytest.raises(ValueError, match="full width"):
+        build_model("resnet50", 4, width=32)
+
+
 def test_a_large_model_is_stored_in_half_precision_and_predicts_as_before(tmp_path):
     model = build_model("resnet18", 4, width=32).eval()
     assert count_parameters(model) > HALF_ABOVE

@@ -83,3 +83,12 @@ def test_a_student_distilled_from_a_teacher_trains_and_records_it(xrays, tmp_pat
     _, card = train(tiny(teacher=str(teacher), distill_alpha=0.7), xrays, progress=False)
     assert card["training"]["config"]["teacher"] == str(teacher)
     assert all(loss == loss for loss in losses(card))  # finite, not NaN
+
+
+def test_a_teacher_of_the_classes_alone_teaches_only_the_class_outputs_on_images_of_those_classes():
+    logits, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 2])  # label 2: 'other'
+    plain = torch.nn.functional.cross_entropy(logits, labels)
+    assert torch.allclose(distillation_loss(logits, logits[:, :2], labels, 1.0, 4.0), torch.tensor(0.0), atol=1e-6)
+    assert torch.allclose(distillation_loss(logits, torch.randn(4, 2), torch.tensor([2, 2, 2, 2]), 0.5, 4.0),
+                          torch.nn.functional.cross_entropy(logits, torch.tensor([2, 2, 2, 2])))
+    assert not torch.allclose(distillation_loss(logits, torch.randn(4, 2), labels, 0.5, 4.0), plain)

@@ -77,7 +77,7 @@ def train_config(args) -> TrainConfig:
 
     if args.init and args.pretrained:
         raise ValueError("give either --init or --pretrained, not both")
-    return TrainConfig(task=args.task, architecture=args.architecture, width=args.width or (64 if args.architecture == "resnet18" else 16),
+    return TrainConfig(task=args.task, architecture=args.architecture, width=args.width or (64 if args.architecture.startswith("resnet") else 16),
                        dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        weight_decay=args.weight_decay, augment=args.augment, augment_strength=args.augment_strength,
                        image_size=args.image_size, balance=args.balance,

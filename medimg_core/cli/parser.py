@@ -157,8 +157,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The training settings shared by `train` and `search`."""
     p.add_argument("--task", required=True, choices=list(TASKS), help="the task (its model and data)")
     p.add_argument("--data", help="dataset path (default: the downloaded archive)")
-    p.add_argument("--architecture", default="compact-cnn", choices=["compact-cnn", "resnet18"], help="the network")
-    p.add_argument("--width", type=int, help="channels of the first stage (default: 16 for compact-cnn, 64 for resnet18)")
+    p.add_argument("--architecture", default="compact-cnn", choices=["compact-cnn", "resnet18", "resnet50"],
+                   help="the network (resnet50: full width only, a comparison too large to ship)")
+    p.add_argument("--width", type=int, help="channels of the first stage (default: 16 for compact-cnn, 64 for the ResNets)")
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier head")
     p.add_argument("--epochs", type=int, default=8, help="passes over the training images (one-cycle schedule)")
     p.add_argument("--batch-size", type=int, default=128, help="images per optimiser step")

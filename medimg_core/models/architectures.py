@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ARCHITECTURES = ("compact-cnn", "resnet18")
+ARCHITECTURES = ("compact-cnn", "resnet18", "resnet50")
 INPUT_NORMS = ("none", "equalize")
 
 
@@ -98,6 +98,33 @@ class ResNet18(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
 
+class ResNet50(nn.Module):
+    """torchvision ResNet-50 (bottleneck blocks, 23.5 M parameters) with a one-channel stem, from scratch, at full
+    width only: the brief's larger comparison model (too large to ship: about 45 MiB in float16)."""
+
+    cam_layer = "net.layer3"
+
+    def __init__(self, num_classes: int, width: int = 64, dropout: float = 0.0, input_norm: str = "none"):
+        super().__init__()
+        from torchvision.models import resnet50
+
+        if width != 64:
+            raise ValueError(f"resnet50 is built at full width (64) only, not {width}")
+        self.input_norm = InputNorm(input_norm)
+        self.net = resnet50(num_classes=num_classes)
+        self.net.conv1 = nn.Conv2d(1, width, 7, stride=2, padding=3, bias=False)
+        self.head = self.net.fc
+        self.net.fc = nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features, N x 2048."""
+        return self.net((self.input_norm(x) - 0.5) / 0.25)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
 def narrow(net: nn.Module, width: int) -> None:
     """Rebuild a torchvision ResNet-18's stages with `width` channels in the first (torchvision's initialisation)."""
     from torchvision.models.resnet import BasicBlock
@@ -164,6 +191,8 @@ def build_model(architecture: str, num_classes: int, width: int = 16, dropout: f
         return CompactCNN(outputs, width, dropout, input_norm)
     if architecture == "resnet18":
         return ResNet18(outputs, width, dropout, input_norm)
+    if architecture == "resnet50":
+        return ResNet50(outputs, width, dropout, input_norm)
     raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 

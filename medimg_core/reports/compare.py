@@ -28,7 +28,8 @@ def model_name(card: dict) -> str:
         parts[0] += f" x{model['members']} (ensemble of the fold models)"
     parts.append(f"fine-tuned from {Path(cfg['init']).stem}" if cfg.get("init") else "from scratch")
     if cfg.get("teacher"):
-        parts.append(f"distilled from {Path(cfg['teacher']).stem}")
+        teacher = Path(cfg["teacher"])  # a run folder's model is named for its task: name the run instead
+        parts.append(f"distilled from {teacher.parent.name if teacher.stem == card.get('task') else teacher.stem}")
     if cfg.get("augment") is False:
         parts.append("no augmentation")
     elif cfg.get("augment_strength", 1.0) != 1.0:

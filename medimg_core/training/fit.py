@@ -115,24 +115,33 @@ def logits_and_features(model, images: np.ndarray | torch.Tensor, batch_size: in
 def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, alpha: float,
                       temperature: float, **cross_entropy) -> torch.Tensor:
     """(1 - alpha) x cross-entropy on the labels + alpha x T^2 x KL(teacher || student) at temperature T
-    (Hinton et al., 2015); alpha 0 is plain cross-entropy."""
+    (Hinton et al., 2015); alpha 0 is plain cross-entropy. A teacher of the task's K classes alone (no 'other'
+    output) teaches the student's first K outputs on the images of those classes; images of other kinds
+    then learn from their labels only."""
     hard = F.cross_entropy(logits, labels, **cross_entropy)
     if alpha == 0:
         return hard
+    k = teacher_logits.shape[1]
+    if k < logits.shape[1]:
+        mine = labels < k
+        if not bool(mine.any()):
+            return hard
+        logits, teacher_logits = logits[mine, :k], teacher_logits[mine]
     t = temperature
     soft = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits / t, 1), reduction="batchmean",
                     log_target=True)
     return (1 - alpha) * hard + alpha * t * t * soft
 
 
-def load_teacher(path: str, outputs: int, device: torch.device) -> torch.nn.Module:
-    """A trained checkpoint to distil from, frozen in eval mode; its outputs must match the student's."""
+def load_teacher(path: str, outputs: int, classes: int, device: torch.device) -> torch.nn.Module:
+    """A trained checkpoint to distil from, frozen in eval mode; it has the student's outputs, or the task's
+    classes alone (a teacher trained on the task's own images, without the 'other' output)."""
     from ..models.checkpoint import load_checkpoint
 
     teacher = load_checkpoint(Path(path))[0]
-    if teacher.head.out_features != outputs:
+    if teacher.head.out_features not in (outputs, classes):
         raise ValueError(f"the teacher {path} has {teacher.head.out_features} outputs, the model being trained {outputs}: "
-                         "distil from a model of the same task and sources")
+                         f"distil from a model of the same task ({classes} classes, with or without 'other')")
     return teacher.to(device).eval().requires_grad_(False)
 
 
@@ -186,7 +195,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     layout = torch.channels_last if bf16 else torch.contiguous_format  # the fast layout of oneDNN and cuDNN
     model.to(memory_format=layout)
-    teacher = load_teacher(cfg.teacher, model.head.out_features, device) if cfg.teacher else None
+    teacher = load_teacher(cfg.teacher, model.head.out_features, k, device) if cfg.teacher else None
     sizes = size_schedule(cfg.epochs, spec.image_size, cfg.progressive_from, cfg.final_size_epochs)
     history, best, seconds, done = [], None, 0.0, 0
     if resume and state_file is not None and state_file.is_file():
