@@ -44,6 +44,8 @@ def model_name(card: dict) -> str:
         parts.append(f"progressive from {cfg['progressive_from']} px")
     if cfg.get("input_norm", "none") != "none":
         parts.append(f"input {cfg['input_norm']}d")
+    if cfg.get("precision") == "bf16" and card.get("training", {}).get("device") == "cpu":
+        parts.append("bf16 on the CPU")  # apart from the same recipe run on a GPU
     if cfg.get("max_per_class"):
         parts.append(f"subset of {cfg['max_per_class']}/class")
     if cfg.get("epoch_size"):
