@@ -69,20 +69,16 @@ class CompactCNN(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
 
-class ResNet18(nn.Module):
-    """torchvision ResNet-18 with a one-channel stem, trained from scratch; `width` < 64 narrows every stage
-    (width 32: a quarter of the compute and parameters), built from torchvision's own BasicBlock."""
+class TorchvisionResNet(nn.Module):
+    """A torchvision ResNet with a one-channel stem, trained from scratch; its `fc` becomes `head`, and a `width`
+    under 64 narrows every stage (ResNet-18's BasicBlocks only)."""
 
     cam_layer = "net.layer3"
 
-    def __init__(self, num_classes: int, width: int = 64, dropout: float = 0.0, input_norm: str = "none"):
+    def __init__(self, net: nn.Module, width: int, dropout: float, input_norm: str):
         super().__init__()
-        from torchvision.models import resnet18
-
         self.input_norm = InputNorm(input_norm)
-        if not 8 <= width <= 64:
-            raise ValueError(f"resnet18 takes a width between 8 and 64, not {width}")
-        self.net = resnet18(num_classes=num_classes)
+        self.net = net
         self.net.conv1 = nn.Conv2d(1, width, 7, stride=2, padding=3, bias=False)
         if width != 64:
             narrow(self.net, width)
@@ -91,38 +87,35 @@ class ResNet18(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features, N x 8*width."""
+        """Penultimate features: N x 8*width for the ResNet-18, N x 2048 for the ResNet-50."""
         return self.net((self.input_norm(x) - 0.5) / 0.25)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x)))
 
 
-class ResNet50(nn.Module):
-    """torchvision ResNet-50 (bottleneck blocks, 23.5 M parameters) with a one-channel stem, from scratch, at full
-    width only: the brief's larger comparison model (too large to ship: about 45 MiB in float16)."""
-
-    cam_layer = "net.layer3"
+class ResNet18(TorchvisionResNet):
+    """torchvision ResNet-18; `width` < 64 narrows every stage (width 32: a quarter of the compute and parameters),
+    built from torchvision's own BasicBlock."""
 
     def __init__(self, num_classes: int, width: int = 64, dropout: float = 0.0, input_norm: str = "none"):
-        super().__init__()
+        from torchvision.models import resnet18
+
+        if not 8 <= width <= 64:
+            raise ValueError(f"resnet18 takes a width between 8 and 64, not {width}")
+        super().__init__(resnet18(num_classes=num_classes), width, dropout, input_norm)
+
+
+class ResNet50(TorchvisionResNet):
+    """torchvision ResNet-50 (bottleneck blocks, 23.5 M parameters) at full width only: the brief's larger
+    comparison model (too large to ship: about 45 MiB in float16)."""
+
+    def __init__(self, num_classes: int, width: int = 64, dropout: float = 0.0, input_norm: str = "none"):
         from torchvision.models import resnet50
 
         if width != 64:
             raise ValueError(f"resnet50 is built at full width (64) only, not {width}")
-        self.input_norm = InputNorm(input_norm)
-        self.net = resnet50(num_classes=num_classes)
-        self.net.conv1 = nn.Conv2d(1, width, 7, stride=2, padding=3, bias=False)
-        self.head = self.net.fc
-        self.net.fc = nn.Identity()
-        self.dropout = nn.Dropout(dropout)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features, N x 2048."""
-        return self.net((self.input_norm(x) - 0.5) / 0.25)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(x)))
+        super().__init__(resnet50(num_classes=num_classes), width, dropout, input_norm)
 
 
 def narrow(net: nn.Module, width: int) -> None:
