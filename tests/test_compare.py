@@ -81,6 +81,13 @@ def test_a_teacher_saved_under_another_name_is_named_by_its_file(models_dir):
     assert any("distilled from wide-modality" in c["name"] for c in compared_cards("modality"))
 
 
+def test_a_run_distilled_from_several_teachers_names_them_all(models_dir):
+    card = json.loads((models_dir / "modality.json").read_text())
+    card["training"]["config"]["teacher"] = ["/runs/t0/modality.pt", "/runs/t1/modality.pt"]
+    (models_dir / "comparisons" / "modality-student.json").write_text(json.dumps(card))
+    assert any("distilled from an ensemble of 2 (t0, t1)" in c["name"] for c in compared_cards("modality"))
+
+
 def test_a_run_in_bf16_on_the_cpu_is_named_apart_from_the_same_recipe_on_a_gpu(models_dir):
     card = json.loads((models_dir / "modality.json").read_text())
     card["training"]["config"]["precision"], card["training"]["device"] = "bf16", "cpu"

@@ -8,7 +8,7 @@ import torch
 
 from medimg_core.training.fit import RunStopped, distillation_loss
 from medimg_core.training.schedule import resize_batch, size_schedule
-from medimg_core.training.train import TrainConfig, train
+from medimg_core.training.train import TrainConfig, task_spec, train, training_data, training_split
 from tests.xrays import write_kaggle_layout
 
 
@@ -83,6 +83,27 @@ def test_a_student_distilled_from_a_teacher_trains_and_records_it(xrays, tmp_pat
     _, card = train(tiny(teacher=str(teacher), distill_alpha=0.7), xrays, progress=False)
     assert card["training"]["config"]["teacher"] == str(teacher)
     assert all(loss == loss for loss in losses(card))  # finite, not NaN
+
+
+def test_a_student_of_several_teachers_learns_their_mean_and_records_each_with_its_validation_accuracy(xrays, tmp_path):
+    teachers = [tmp_path / f"teacher{seed}.pt" for seed in (1, 2)]
+    for seed, path in zip((1, 2), teachers):
+        train(tiny(width=16, train_seed=seed), xrays, out=path, progress=False)
+    _, card = train(tiny(teacher=[str(t) for t in teachers]), xrays, progress=False)
+    record = card["training"]["teacher"]
+    assert record["checkpoints"] == [str(t) for t in teachers]
+    assert record["validation_n"] == card["validation"]["n"]
+    assert record["validation_accuracy"] == pytest.approx(record["validation_right"] / record["validation_n"], abs=1e-5)
+
+
+def test_another_training_seed_trains_other_weights_on_the_same_split(xrays):
+    _, first = train(tiny(), xrays, progress=False)
+    _, second = train(tiny(train_seed=7), xrays, progress=False)
+    assert losses(first) != losses(second)
+    spec = task_spec(tiny())
+    ds, _ = training_data(spec, tiny(), xrays)
+    split, other_seed = training_split(ds, spec, tiny()), training_split(ds, spec, tiny(train_seed=7))
+    assert all((a == b).all() for a, b in zip(split, other_seed))
 
 
 def test_a_teacher_of_the_classes_alone_teaches_only_the_class_outputs_on_images_of_those_classes():

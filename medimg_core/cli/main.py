@@ -81,7 +81,7 @@ def train_config(args) -> TrainConfig:
                        dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        weight_decay=args.weight_decay, augment=args.augment, augment_strength=args.augment_strength,
                        image_size=args.image_size, balance=args.balance,
-                       val_fraction=args.val_fraction, max_per_class=args.max_per_class, seed=args.seed,
+                       val_fraction=args.val_fraction, max_per_class=args.max_per_class, seed=args.seed, train_seed=args.train_seed,
                        baseline=args.baseline, init=args.init or args.pretrained, augment_set=args.augment_set,
                        device=args.device, sources=args.sources, held_out=list(args.hold_out),
                        source_power=args.source_power, epoch_size=args.epoch_size,

@@ -177,8 +177,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="progressive resizing: the first epochs train at this input side, rising to the full size")
     p.add_argument("--final-size-epochs", type=int, default=0, metavar="N",
                    help="with --progressive-from: the last N epochs train at the full size (at least 1)")
-    p.add_argument("--teacher", metavar="CHECKPOINT", help="distil: also learn this trained model's soft outputs "
-                   "(a larger model of the same task, e.g. trained on a GPU)")
+    p.add_argument("--teacher", nargs="+", metavar="CHECKPOINT", help="distil: also learn this trained model's soft "
+                   "outputs (a larger model of the same task, e.g. trained on a GPU); several: the mean of their logits")
     p.add_argument("--distill-alpha", type=float, default=0.5, help="with --teacher: the soft targets' share of the loss")
     p.add_argument("--distill-temperature", type=float, default=4.0, help="with --teacher: the soft targets' temperature")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
@@ -202,6 +202,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "earliest (the lowest patient numbers of each class: a split by time)")
     p.add_argument("--max-per-class", type=int, help="train on at most this many images per class")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the subset and the training")
+    p.add_argument("--train-seed", type=int, help="seed of the training alone (weights, order, augmentation), so that "
+                   "models of one split differ only there, e.g. teachers of an ensemble (default: --seed)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false",
                    help="skip the PCA + logistic-regression baseline")
     p.add_argument("--init", help="fine-tune: start from this checkpoint's weights (e.g. assets/models/modality.pt), "

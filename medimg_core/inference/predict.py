@@ -79,11 +79,11 @@ class Classifier:
 
     def _outputs(self, x: torch.Tensor, batch_size: int) -> "Outputs":
         """One pass of the model over N x 1 x S x S floats, in batches."""
-        logits, feats = [], []
+        logits, feats, device = [], [], next(self.model.parameters()).device  # a model still on its training GPU
         for start in range(0, len(x), batch_size):
-            f = self.model.features(x[start : start + batch_size])
-            logits.append(self.model.head(f))
-            feats.append(f)
+            f = self.model.features(x[start : start + batch_size].to(device))
+            logits.append(self.model.head(f).float().cpu())
+            feats.append(f.float().cpu())
         return outputs(torch.cat(logits), torch.cat(feats), len(self.classes), self.temperature, self.ood)
 
     def predict_batch(self, images: Sequence[np.ndarray], tta: bool = False,

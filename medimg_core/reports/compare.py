@@ -27,9 +27,11 @@ def model_name(card: dict) -> str:
     if model.get("members", 1) > 1:
         parts[0] += f" x{model['members']} (ensemble of the fold models)"
     parts.append(f"fine-tuned from {Path(cfg['init']).stem}" if cfg.get("init") else "from scratch")
-    if cfg.get("teacher"):
-        teacher = Path(cfg["teacher"])  # a run folder's model is named for its task: name the run instead
-        parts.append(f"distilled from {teacher.parent.name if teacher.stem == card.get('task') else teacher.stem}")
+    teachers = [Path(t) for t in ([cfg["teacher"]] if isinstance(cfg.get("teacher"), str) else cfg.get("teacher") or [])]
+    if teachers:  # a run folder's model is named for its task: name the run instead
+        names = [t.parent.name if t.stem == card.get("task") else t.stem for t in teachers]
+        parts.append(f"distilled from {names[0]}" if len(names) == 1 else
+                     f"distilled from an ensemble of {len(names)} ({', '.join(names)})")
     if cfg.get("augment") is False:
         parts.append("no augmentation")
     elif cfg.get("augment_strength", 1.0) != 1.0:

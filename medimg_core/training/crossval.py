@@ -31,7 +31,7 @@ from ..inference.ood import MahalanobisOOD
 from ..data.sources import dataset_folds, own_origin
 from ..data.acquisition import TRAITS, acquisition_traits, atypicality
 from ..data.splits import kept_together, named_patients, split_groups
-from .fit import logits_and_features
+from .fit import logits_and_features, training_seed
 from .train import (TrainConfig, architecture_args, check_init, fit, init_weights, resolve_device, task_spec, train,
                     training_data, training_split)
 
@@ -67,7 +67,7 @@ def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | Non
             own_part = f" and fold {f + 1} of the {own} images" if cfg.own_cv else ""
             print(f"fold {f + 1}/{len(held)}: holding out {', '.join(names) or 'no other dataset'}{own_part}", flush=True)
         fold_cfg = replace(cfg, held_out=names, fold=[f, len(held)] if cfg.own_cv else [])
-        torch.manual_seed(cfg.seed + f if cfg.own_cv else cfg.seed)
+        torch.manual_seed(training_seed(cfg) + f if cfg.own_cv else training_seed(cfg))
         kept, train_idx, val_idx = training_split(ds, spec, fold_cfg)
         model = build_model(num_classes=k, **architecture_args(cfg, reject=bool(ds.foreign[train_idx].any())))
         if cfg.init:

@@ -47,6 +47,7 @@ class TrainConfig:
     validation: str = "random"  # the own validation split: "random" (grouped), "atypical" or "earliest" (patients)
     max_per_class: int | None = None  # a small subset of the task's own data, for quick runs and tests
     seed: int = 0
+    train_seed: int | None = None  # the weights' initialisation, drawing order and augmentation (default: seed, which also splits)
     ood_quantile: float = 0.995
     baseline: bool = True
     init: str | None = None  # start from another checkpoint's weights (fine-tuning), or "imagenet" for resnet18
@@ -65,7 +66,7 @@ class TrainConfig:
     progressive_from: int | None = None  # progressive resizing: the first epochs' input side, rising to the full size
     final_size_epochs: int = 0  # with progressive_from: the last epochs, at the full size
     input_norm: str = "none"  # "equalize": every input histogram-equalised inside the model (models.INPUT_NORMS)
-    teacher: str | None = None  # distil: a trained checkpoint of the task whose logits the model also learns
+    teacher: str | list[str] | None = None  # distil: trained checkpoints of the task whose (mean) logits the model also learns
     distill_alpha: float = 0.5  # the soft-target share of the loss when distilling
     distill_temperature: float = 4.0  # the temperature of the soft targets
     extra: dict = field(default_factory=dict)
@@ -133,16 +134,31 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, labels
     return (1 - alpha) * hard + alpha * t * t * soft
 
 
-def load_teacher(path: str, outputs: int, classes: int, device: torch.device) -> torch.nn.Module:
-    """A trained checkpoint to distil from, frozen in eval mode; it has the student's outputs, or the task's
-    classes alone (a teacher trained on the task's own images, without the 'other' output)."""
+def teacher_paths(teacher: str | list[str] | None) -> list[str]:
+    """TrainConfig.teacher as a list of checkpoint paths (none, one, or several whose logits are averaged)."""
+    return [] if not teacher else [teacher] if isinstance(teacher, str) else list(teacher)
+
+
+def load_teacher(paths: str | list[str], outputs: int, classes: int, device: torch.device) -> torch.nn.Module:
+    """Trained checkpoints to distil from, frozen in eval mode (several: an Ensemble, the mean of their logits);
+    each has the student's outputs, or the task's classes alone (a teacher trained on the task's own images,
+    without the 'other' output), and all the same."""
+    from ..models.architectures import Ensemble
     from ..models.checkpoint import load_checkpoint
 
-    teacher = load_checkpoint(Path(path))[0]
-    if teacher.head.out_features not in (outputs, classes):
-        raise ValueError(f"the teacher {path} has {teacher.head.out_features} outputs, the model being trained {outputs}: "
-                         f"distil from a model of the same task ({classes} classes, with or without 'other')")
+    teachers = [load_checkpoint(Path(path))[0] for path in teacher_paths(paths)]
+    for path, teacher in zip(teacher_paths(paths), teachers):
+        if teacher.head.out_features not in (outputs, classes) or teacher.head.out_features != teachers[0].head.out_features:
+            raise ValueError(f"the teacher {path} has {teacher.head.out_features} outputs, the model being trained {outputs}: "
+                             f"distil from models of the same task ({classes} classes, with or without 'other'), "
+                             "all with the same outputs")
+    teacher = teachers[0] if len(teachers) == 1 else Ensemble(teachers)
     return teacher.to(device).eval().requires_grad_(False)
+
+
+def training_seed(cfg: TrainConfig) -> int:
+    """The seed of the weights, the drawing order and the augmentation: --train-seed, else --seed."""
+    return cfg.seed if cfg.train_seed is None else cfg.train_seed
 
 
 def run_config(cfg: TrainConfig) -> dict:
@@ -189,8 +205,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
     steps = cfg.epochs * -(-per_epoch // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
     aug = scaled(replace(AUGMENT_SETS[cfg.augment_set], hflip=spec.hflip), cfg.augment_strength)
-    generators = {"order": torch.Generator().manual_seed(cfg.seed),
-                  "augment": torch.Generator(device=device).manual_seed(cfg.seed)}
+    seed = training_seed(cfg)
+    generators = {"order": torch.Generator().manual_seed(seed), "augment": torch.Generator(device=device).manual_seed(seed)}
     bf16 = device.type == "cuda" or cfg.precision == "bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     layout = torch.channels_last if bf16 else torch.contiguous_format  # the fast layout of oneDNN and cuDNN

@@ -23,7 +23,8 @@ from ..models.checkpoint import HALF_ABOVE, save_checkpoint, write_card
 from ..data.datasets import Dataset
 from ..data.duplicates import duplicate_groups, near_duplicate_summary
 from ..inference.metrics import classify, open_set_metrics
-from .fit import TrainConfig, fit, resolve_device
+from .fit import (TrainConfig, fit, load_teacher, logits_and_features, resolve_device, teacher_paths,
+                  training_seed)
 from ..models.architectures import build_model, cam_layer_name, count_parameters
 from ..inference.predict import Classifier
 from ..data.sources import own_dataset, own_origin, pool_split, task_pool
@@ -129,7 +130,7 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
     spec = task_spec(cfg)
     device = resolve_device(cfg.device)
     check_init(cfg, spec)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(training_seed(cfg))
     ds, notes = training_data(spec, cfg, data_path, paths)
     for note in notes:
         print(f"note: {note}", flush=True)
@@ -142,6 +143,7 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
               None if state_dir is None else Path(state_dir) / "state.pt", resume, deadline=deadline)
 
     own_val = val_idx[ds.origin[val_idx] == own_origin(spec)]
+    model.to(device)  # the passes over the training and validation images run where the training ran
     clf, fitted = calibrate(model, spec, ds, train_idx, own_val, cfg.ood_quantile, rejection)
     card = build_card(cfg, spec, ds, train_idx, val_idx, model, model_args, run, command, device, notes)
     card.update(calibration_sections(clf, fitted, cfg.ood_quantile))
@@ -152,12 +154,24 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
     outer = val_idx[ds.origin[val_idx] != own_origin(spec)]
     if len(outer) and not card_extra:
         card["external"] = held_out_section(clf, ds, outer)
+    if cfg.teacher:
+        card["training"]["teacher"] = teacher_section(cfg, spec, ds, own_val, device)
+    model.cpu()
     card["speed"] = predict_latency(clf)
     card.update(card_extra or {})
     clf.card = card
     if out is not None:
         save_classifier(clf, Path(out), model_args)
     return clf, card
+
+
+def teacher_section(cfg: TrainConfig, spec: TaskSpec, ds: Dataset, own_val: np.ndarray, device: torch.device) -> dict:
+    """The card's record of a distilled run's teacher: its checkpoints and its accuracy on the same validation images."""
+    teacher = load_teacher(cfg.teacher, spec.num_classes + 1, spec.num_classes, device)
+    logits, _ = logits_and_features(teacher, ds.images[own_val])
+    right = int((logits[:, : spec.num_classes].argmax(1).numpy() == ds.labels[own_val]).sum())
+    return {"checkpoints": teacher_paths(cfg.teacher), "validation_accuracy": round(right / max(len(own_val), 1), 5),
+            "validation_right": right, "validation_n": int(len(own_val))}
 
 
 def architecture_args(cfg: TrainConfig, reject: bool) -> dict:
