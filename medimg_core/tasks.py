@@ -28,6 +28,7 @@ class DataSource:
     name: str = ""  # short name for the command line and the records, e.g. "mednist"
     image_kind: str = ""  # what every image is (e.g. "brain MRI"); "" = the class folder names the kind
     manifest: str = ""  # CSV inside the archive naming each file's dataset (and, for 'other', its kind)
+    parts: tuple[str, ...] = ()  # further archives of the same layout, read as part of the source when beside it
 
 
 @dataclass(frozen=True)
@@ -179,12 +180,13 @@ SCAN_KINDS = DataSource(
     kind="image-folders",
     licence="varies per file (CC BY, CC0, research-only, unstated): see the licence column of its manifest.csv",
     how_to_get=(
-        "The scan-kinds supplement (963 real scans of the six kinds and of other kinds, gathered from 40+ public "
+        "The scan-kinds supplement (1,020 real scans of the six kinds and of other kinds, gathered from 40+ public "
         "datasets) has no public download: run `medimg download scan-kinds --from PATH` with "
-        "a copy of scan-kinds.tar.gz."
+        "a copy of scan-kinds.tar.gz (scan-kinds-2.tar.gz beside it comes along)."
     ),
     name="scan-kinds",
     manifest="manifest.csv",
+    parts=("scan-kinds-2.tar.gz",),
 )
 
 SYNTHETIC = DataSource(filename="", kind="generated", name="synthetic", image_kind="synthetic picture",

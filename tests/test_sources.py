@@ -125,6 +125,22 @@ def test_the_supplement_downloads_from_a_local_copy(pool_data, tmp_path):
     assert path.name == "scan-kinds.tar.gz" and path.stat().st_size == pool_data[1].stat().st_size
 
 
+def test_a_second_archive_beside_the_supplement_is_read_as_part_of_it(pool_data, tmp_path):
+    own, supplement = pool_data
+    alone, _ = task_pool(MODALITY, own, paths={"scan-kinds": supplement}, max_foreign_per_dataset=5)
+    make_supplement(supplement.parent / "scan-kinds-2.tar.gz", rows=[("BreastMRI", "hospital-e", "")] * 3)
+    both, _ = task_pool(MODALITY, own, paths={"scan-kinds": supplement}, max_foreign_per_dataset=5)
+    assert len(both) == len(alone) + 3
+    assert (both.origin == "hospital-e").sum() == 3
+    assert set(both.labels[both.origin == "hospital-e"]) == {MODALITY.classes.index("BreastMRI")}
+
+
+def test_the_supplement_downloads_with_its_second_archive_beside_it(pool_data, tmp_path):
+    second = make_supplement(pool_data[1].parent / "scan-kinds-2.tar.gz", rows=[("BreastMRI", "hospital-e", "")] * 2)
+    path = download(get_source("scan-kinds"), pool_data[1], folder=tmp_path / "data")
+    assert (path.parent / "scan-kinds-2.tar.gz").read_bytes() == second.read_bytes()
+
+
 def test_the_supplement_has_no_public_download_and_says_so(tmp_path):
     with pytest.raises(DataError, match="download scan-kinds --from PATH"):
         download(get_source("scan-kinds"), folder=tmp_path)

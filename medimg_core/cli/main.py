@@ -68,6 +68,11 @@ def cmd_download(args) -> int:
 
         path = download(spec, args.source, md5=args.md5, progress=progress)
     print(f"{spec.name}: {path}")
+    source = source_of(spec)
+    for name in source.parts:
+        there = (path.parent / name).is_file()
+        print(f"  {'with' if there else 'without'} {name}" + ("" if there else
+              f": it was not beside the copy; put it in {path.parent} to read it as part of {source.name}"))
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 import urllib.error
 import urllib.request
@@ -141,7 +142,22 @@ def download(
         os.replace(part, dest)  # atomic: a half-written file is never taken for complete
     finally:
         part.unlink(missing_ok=True)
+    if not src.startswith(("http://", "https://")):
+        copy_parts(data_source, Path(src).expanduser(), folder)
     return dest
+
+
+def copy_parts(data_source: DataSource, src: Path, folder: Path) -> list[Path]:
+    """Copy the source's further archives (DataSource.parts) that lie beside a local copy into the data folder."""
+    copied = []
+    for name in data_source.parts:
+        sibling, dest = src.parent / name, folder / name
+        if sibling.is_file() and sibling.resolve() != dest.resolve():
+            part = dest.with_name(dest.name + ".part")
+            shutil.copyfile(sibling, part)
+            os.replace(part, dest)
+            copied.append(dest)
+    return copied
 
 
 def check_new_data(part: Path, data_source: DataSource, spec: TaskSpec | DataSource, given: str, dest: Path) -> None:

@@ -91,7 +91,23 @@ def source_images(source: DataSource, spec: TaskSpec, paths: dict | None, genera
     path = source_path(source, paths)
     if path is None:
         return None
-    return read_source(path, spec.image_size, source.name, source.image_kind, native=spec.native_size, fit=spec.fit)
+    return join_images([read_source(p, spec.image_size, source.name, source.image_kind, native=spec.native_size,
+                                    fit=spec.fit) for p in [path, *source_parts(source, path)]])
+
+
+def source_parts(source: DataSource, path: Path) -> list[Path]:
+    """The source's further archives (DataSource.parts) that are beside its main archive."""
+    return [p for p in (path.parent / name for name in source.parts) if p.is_file()]
+
+
+def join_images(parts: list[SourceImages]) -> SourceImages:
+    """Several archives' images as one source (the parts of one source, in order)."""
+    if len(parts) == 1:
+        return parts[0]
+    return SourceImages(np.concatenate([p.images for p in parts]), np.concatenate([p.folders for p in parts]),
+                        [f for p in parts for f in p.files], np.concatenate([p.origins for p in parts]),
+                        np.concatenate([p.kinds for p in parts]), np.concatenate([p.split for p in parts]),
+                        [b for p in parts for b in p.broken])
 
 
 def _cap_foreign(keep: np.ndarray, labels: np.ndarray, origins: np.ndarray, other: int, cap: int,
