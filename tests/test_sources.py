@@ -12,7 +12,8 @@ from medimg_core import get_task
 from medimg_core.data.datasets import DataError, download, read_source
 from medimg_core.data.sources import dataset_folds, pool_split, task_pool
 from medimg_core.tasks import OTHER, get_source
-from medimg_core.training.fit import sample_weights
+from medimg_core.training.fit import TrainConfig, sample_weights
+from medimg_core.training.train import training_data
 from tests.imagegen import make_class_folders, png_bytes
 
 MODALITY = get_task("modality")
@@ -139,6 +140,19 @@ def test_the_supplement_downloads_with_its_second_archive_beside_it(pool_data, t
     second = make_supplement(pool_data[1].parent / "scan-kinds-2.tar.gz", rows=[("BreastMRI", "hospital-e", "")] * 2)
     path = download(get_source("scan-kinds"), pool_data[1], folder=tmp_path / "data")
     assert (path.parent / "scan-kinds-2.tar.gz").read_bytes() == second.read_bytes()
+
+
+def test_a_run_without_a_source_leaves_its_images_out_of_the_pool(pool_data):
+    own, supplement = pool_data
+    cfg = TrainConfig(task="modality", without=["scan-kinds"])
+    ds, _ = training_data(MODALITY, cfg, own, {"scan-kinds": supplement})
+    assert not {"hospital-a", "hospital-b", "knees", "brains"} & set(ds.origin.tolist())
+    assert not any(f.startswith("scan-kinds/") for f in ds.files)
+
+
+def test_leaving_out_a_source_the_task_does_not_have_is_refused(pool_data):
+    with pytest.raises(ValueError, match="not a source of modality"):
+        training_data(MODALITY, TrainConfig(task="modality", without=["chest-xray-pneumonia"]), pool_data[0])
 
 
 def test_the_supplement_has_no_public_download_and_says_so(tmp_path):

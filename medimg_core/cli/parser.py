@@ -186,6 +186,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: bf16 autocast on CUDA, fp32 on the CPU; bf16: also on the CPU (fast where it has AMX)")
     p.add_argument("--no-sources", dest="sources", action="store_false",
                    help="train on the task's own dataset only (not its supplements and foreign sources)")
+    p.add_argument("--without", nargs="+", default=[], metavar="SOURCE",
+                   help="leave these supplements or foreign sources out of the pool (e.g. synthetic), to measure "
+                        "what they bring")
     p.add_argument("--hold-out", nargs="+", default=[], metavar="DATASET",
                    help="datasets (manifest names) that validate instead of train")
     p.add_argument("--source-power", type=float, default=0.5,

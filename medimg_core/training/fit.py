@@ -55,6 +55,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
     precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 on the CPU; "bf16": bf16 autocast on the CPU too
     sources: bool = True  # also train on the task's supplements and foreign sources that are downloaded
+    without: list[str] = field(default_factory=list)  # sources (SOURCES names) left out of the pool, e.g. "synthetic"
     held_out: list[str] = field(default_factory=list)  # datasets that validate instead of train
     source_power: float = 0.5  # a (dataset, class) group of n images is drawn n**power times as often as one image
     epoch_size: int | None = None  # images drawn per epoch of a multi-source run (default: the training images)

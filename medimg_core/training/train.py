@@ -44,8 +44,18 @@ def training_data(spec: TaskSpec, cfg: TrainConfig, data_path: str | Path | None
                   paths: dict | None = None) -> tuple[Dataset, list[str]]:
     """The run's image pool (all sources, or the task's own dataset) and notes on missing sources."""
     if cfg.sources and (spec.supplements or spec.foreign):
-        return task_pool(spec, data_path, paths, cfg.max_foreign_per_dataset, cfg.seed)
+        return task_pool(without_sources(spec, cfg.without), data_path, paths, cfg.max_foreign_per_dataset, cfg.seed)
     return own_dataset(spec, data_path), []
+
+
+def without_sources(spec: TaskSpec, names: list[str]) -> TaskSpec:
+    """The task with some of its supplements and foreign sources left out of its pool (--without)."""
+    unknown = set(names) - set(spec.supplements) - set(spec.foreign)
+    if unknown:
+        raise ValueError(f"--without names {', '.join(sorted(unknown))}, not a source of {spec.name}; its sources are "
+                         f"{', '.join(dict.fromkeys(spec.supplements + spec.foreign))}")
+    return replace(spec, supplements=tuple(s for s in spec.supplements if s not in names),
+                   foreign=tuple(s for s in spec.foreign if s not in names))
 
 
 def training_split(ds: Dataset, spec: TaskSpec, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
