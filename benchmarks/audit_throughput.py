@@ -2,7 +2,7 @@
 
 Steady-state files/s is measured as the difference between two runs of each method, on N/2 and N files
 (MedNIST JPEGs: 5,895 and 11,790), so start-up drops out; start-up is what the smaller run took beyond its
-files at the steady rate. The same for the DICOMs of scan-kinds (+ scan-kinds-2), repeated as copies under other
+files at the steady rate. The same for the 200 DICOMs of scan-kinds.tar.gz, repeated as copies under other
 names to make the two sizes. Then the audit with 1 and 2 workers (local Ray with that many CPUs, the run pinned to
 that many cores), for the files/s per core that a cluster multiplies. Every method runs as a fresh process, as a
 user would start it.
