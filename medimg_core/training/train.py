@@ -165,7 +165,7 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
     if len(outer) and not card_extra:
         card["external"] = held_out_section(clf, ds, outer)
     if cfg.teacher:
-        card["training"]["teacher"] = teacher_section(cfg, spec, ds, own_val, device)
+        card["training"]["teacher"] = teacher_section(cfg, spec, ds, own_val, model.head.out_features, device)
     model.cpu()
     card["speed"] = predict_latency(clf)
     card.update(card_extra or {})
@@ -175,9 +175,10 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
     return clf, card
 
 
-def teacher_section(cfg: TrainConfig, spec: TaskSpec, ds: Dataset, own_val: np.ndarray, device: torch.device) -> dict:
+def teacher_section(cfg: TrainConfig, spec: TaskSpec, ds: Dataset, own_val: np.ndarray, outputs: int,
+                    device: torch.device) -> dict:
     """The card's record of a distilled run's teacher: its checkpoints and its accuracy on the same validation images."""
-    teacher = load_teacher(cfg.teacher, spec.num_classes + 1, spec.num_classes, device)
+    teacher = load_teacher(cfg.teacher, outputs, spec.num_classes, device)
     logits, _ = logits_and_features(teacher, ds.images[own_val])
     right = int((logits[:, : spec.num_classes].argmax(1).numpy() == ds.labels[own_val]).sum())
     return {"checkpoints": teacher_paths(cfg.teacher), "validation_accuracy": round(right / max(len(own_val), 1), 5),
