@@ -41,6 +41,7 @@ def scores(logits: torch.Tensor, labels: np.ndarray, k: int) -> tuple[float, flo
 
 
 def main() -> None:
+    """Check the models share a split, rebuild its validation images, print each model and their mean."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="the task's own dataset the models were trained on (default: the downloaded one)")
     parser.add_argument("models", nargs="+", type=Path, help="checkpoints of one task, trained on one split")
