@@ -58,6 +58,7 @@ def cmd_download(args) -> int:
     from tqdm.auto import tqdm
 
     from ..data.datasets import download, source_of
+    from ..data.sources import source_parts
 
     spec = get_task(args.task) if args.task in TASKS else get_source(args.task)
     with tqdm(unit="B", unit_scale=True, desc=source_of(spec).filename) as bar:
@@ -69,9 +70,9 @@ def cmd_download(args) -> int:
         path = download(spec, args.source, md5=args.md5, progress=progress)
     print(f"{spec.name}: {path}")
     source = source_of(spec)
+    found = {p.name for p in source_parts(source, path)}
     for name in source.parts:
-        there = (path.parent / name).is_file()
-        print(f"  {'with' if there else 'without'} {name}" + ("" if there else
+        print(f"  {'with' if name in found else 'without'} {name}" + ("" if name in found else
               f": it was not beside the copy; put it in {path.parent} to read it as part of {source.name}"))
     return 0
 

@@ -147,17 +147,14 @@ def download(
     return dest
 
 
-def copy_parts(data_source: DataSource, src: Path, folder: Path) -> list[Path]:
+def copy_parts(data_source: DataSource, src: Path, folder: Path) -> None:
     """Copy the source's further archives (DataSource.parts) that lie beside a local copy into the data folder."""
-    copied = []
     for name in data_source.parts:
         sibling, dest = src.parent / name, folder / name
         if sibling.is_file() and sibling.resolve() != dest.resolve():
             part = dest.with_name(dest.name + ".part")
             shutil.copyfile(sibling, part)
             os.replace(part, dest)
-            copied.append(dest)
-    return copied
 
 
 def check_new_data(part: Path, data_source: DataSource, spec: TaskSpec | DataSource, given: str, dest: Path) -> None:

@@ -14,6 +14,7 @@ import pandas as pd
 from ..models.checkpoint import default_model_path, models_dir, read_card
 from ..inference.metrics import screening_rates
 from ..tasks import TASKS
+from ..training.fit import teacher_paths
 from .story import mean_sd
 
 
@@ -27,7 +28,7 @@ def model_name(card: dict) -> str:
     if model.get("members", 1) > 1:
         parts[0] += f" x{model['members']} (ensemble of the fold models)"
     parts.append(f"fine-tuned from {Path(cfg['init']).stem}" if cfg.get("init") else "from scratch")
-    teachers = [Path(t) for t in ([cfg["teacher"]] if isinstance(cfg.get("teacher"), str) else cfg.get("teacher") or [])]
+    teachers = [Path(t) for t in teacher_paths(cfg.get("teacher"))]
     if teachers:  # a run folder's model is named for its task: name the run instead
         names = [t.parent.name if t.stem == card.get("task") else t.stem for t in teachers]
         parts.append(f"distilled from {names[0]}" if len(names) == 1 else

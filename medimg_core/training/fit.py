@@ -147,8 +147,9 @@ def load_teacher(paths: str | list[str], outputs: int, classes: int, device: tor
     from ..models.architectures import Ensemble
     from ..models.checkpoint import load_checkpoint
 
-    teachers = [load_checkpoint(Path(path))[0] for path in teacher_paths(paths)]
-    for path, teacher in zip(teacher_paths(paths), teachers):
+    paths = teacher_paths(paths)
+    teachers = [load_checkpoint(Path(path))[0] for path in paths]
+    for path, teacher in zip(paths, teachers):
         if teacher.head.out_features not in (outputs, classes) or teacher.head.out_features != teachers[0].head.out_features:
             raise ValueError(f"the teacher {path} has {teacher.head.out_features} outputs, the model being trained {outputs}: "
                              f"distil from models of the same task ({classes} classes, with or without 'other'), "
