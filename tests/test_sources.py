@@ -10,10 +10,10 @@ import pytest
 
 from medimg_core import get_task
 from medimg_core.data.datasets import DataError, download, read_source
-from medimg_core.data.sources import dataset_folds, pool_split, task_pool
+from medimg_core.data.sources import dataset_folds, pool_parts, pool_split, task_pool
 from medimg_core.tasks import OTHER, get_source
 from medimg_core.training.fit import TrainConfig, sample_weights
-from medimg_core.training.train import training_data
+from medimg_core.training.train import card_parts, training_data
 from tests.imagegen import make_class_folders, png_bytes
 
 MODALITY = get_task("modality")
@@ -134,6 +134,20 @@ def test_a_second_archive_beside_the_supplement_is_read_as_part_of_it(pool_data,
     assert len(both) == len(alone) + 3
     assert (both.origin == "hospital-e").sum() == 3
     assert set(both.labels[both.origin == "hospital-e"]) == {MODALITY.classes.index("BreastMRI")}
+
+
+def test_a_pool_rebuilt_with_the_parts_its_card_named_leaves_out_an_archive_added_since(pool_data):
+    own, supplement = pool_data
+    cfg, paths = TrainConfig(task="modality", max_foreign_per_dataset=5), {"scan-kinds": supplement}
+    before, _ = training_data(MODALITY, cfg, own, paths)
+    make_supplement(supplement.parent / "scan-kinds-2.tar.gz", rows=[("BreastMRI", "hospital-e", "")] * 3)
+    assert pool_parts(MODALITY, paths) == ["scan-kinds-2.tar.gz"]
+    rebuilt, _ = training_data(MODALITY, cfg, own, paths, parts=card_parts({"data": {"parts": []}}))
+    assert rebuilt.fingerprint == before.fingerprint
+
+
+def test_a_card_from_before_parts_were_recorded_reads_none_of_them():
+    assert card_parts({"data": {"fingerprint": "abc"}}) == []
 
 
 def test_the_supplement_downloads_with_its_second_archive_beside_it(pool_data, tmp_path):

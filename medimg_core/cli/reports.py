@@ -98,12 +98,12 @@ def cmd_duplicates(args) -> int:
 
 def embed_data(clf, data: str | None, own_only: bool):
     """The images `embed` maps: the task's pool as its model's card built it, or its own dataset alone."""
-    from ..training.train import TrainConfig, training_data
+    from ..training.train import TrainConfig, card_parts, training_data
 
     cfg = clf.card.get("training", {}).get("config", {})
     run = TrainConfig(task=clf.spec.name, sources=not own_only, seed=cfg.get("seed", 0),
                       max_foreign_per_dataset=cfg.get("max_foreign_per_dataset", 600))
-    ds, notes = training_data(clf.spec, run, data)
+    ds, notes = training_data(clf.spec, run, data, parts=card_parts(clf.card))
     for note in notes:
         print(f"note: {note}", flush=True)
     return ds

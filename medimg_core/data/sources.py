@@ -42,7 +42,8 @@ def source_path(source: DataSource, paths: dict[str, str | Path] | None = None) 
 
 
 def task_pool(spec: TaskSpec, data_path: str | Path | None = None, paths: dict[str, str | Path] | None = None,
-              max_foreign_per_dataset: int | None = 600, seed: int = 0) -> tuple[Dataset, list[str]]:
+              max_foreign_per_dataset: int | None = 600, seed: int = 0,
+              parts: Collection[str] | None = None) -> tuple[Dataset, list[str]]:
     """A task's training data from all its sources, and a note for each source that is missing.
 
     Args:
@@ -50,6 +51,8 @@ def task_pool(spec: TaskSpec, data_path: str | Path | None = None, paths: dict[s
         paths: other sources' archives by source name (default: their archives in the data folder).
         max_foreign_per_dataset: at most this many random foreign images from each dataset (the same
             images for every task and whatever other sources are present: each dataset draws with its own seed).
+        parts: read only these further archives of the sources (DataSource.parts; default: all that are there),
+            so a model's pool is rebuilt as its card recorded it (`pool_parts`).
     Returns:
         (dataset, notes): labels 0..K-1 for the task's classes and K for foreign images; the task's
         own images keep their official split (if any), the others have split "".
@@ -57,11 +60,11 @@ def task_pool(spec: TaskSpec, data_path: str | Path | None = None, paths: dict[s
         DataError: the task's own dataset is missing or unreadable (a missing supplement is only a note).
     """
     own = own_dataset(spec, data_path)
-    parts, notes = [own], []
+    pieces, notes = [own], []
     index = {c.lower(): i for i, c in enumerate(spec.classes)}
     kinds = {k.lower() for k in spec.image_kinds}
     for name in dict.fromkeys(spec.supplements + spec.foreign):
-        raw = source_images(get_source(name), spec, paths, max_foreign_per_dataset or 600)
+        raw = source_images(get_source(name), spec, paths, max_foreign_per_dataset or 600, parts)
         if raw is None:
             notes.append(f"{name} is not in the data folder, so the model learns without it "
                          f"(medimg download {name}" + ("" if get_source(name).url else " --from PATH") + ")")
@@ -76,14 +79,15 @@ def task_pool(spec: TaskSpec, data_path: str | Path | None = None, paths: dict[s
         if max_foreign_per_dataset:
             keep = _cap_foreign(keep, labels, raw.origins, spec.num_classes, max_foreign_per_dataset, seed)
         images, labs = raw.images[keep], labels[keep]
-        parts.append(Dataset(images, labs, [raw.files[i] for i in keep], np.full(len(keep), "", "<U5"), spec.classes,
-                             "", raw.origins[keep]))
-    return concat(parts), notes
+        pieces.append(Dataset(images, labs, [raw.files[i] for i in keep], np.full(len(keep), "", "<U5"), spec.classes,
+                              "", raw.origins[keep]))
+    return concat(pieces), notes
 
 
-def source_images(source: DataSource, spec: TaskSpec, paths: dict | None, generated: int) -> SourceImages | None:
+def source_images(source: DataSource, spec: TaskSpec, paths: dict | None, generated: int,
+                  parts: Collection[str] | None = None) -> SourceImages | None:
     """A source's images at the task's input (None when its archive is not there); `generated` pictures
-    for a source made in code."""
+    for a source made in code; `parts`: which further archives to read (default: all that are there)."""
     if source.kind == "generated":
         from .synthetic import synthetic_source
 
@@ -92,12 +96,23 @@ def source_images(source: DataSource, spec: TaskSpec, paths: dict | None, genera
     if path is None:
         return None
     return join_images([read_source(p, spec.image_size, source.name, source.image_kind, native=spec.native_size,
-                                    fit=spec.fit) for p in [path, *source_parts(source, path)]])
+                                    fit=spec.fit) for p in [path, *source_parts(source, path, parts)]])
 
 
-def source_parts(source: DataSource, path: Path) -> list[Path]:
-    """The source's further archives (DataSource.parts) that are beside its main archive."""
-    return [p for p in (path.parent / name for name in source.parts) if p.is_file()]
+def source_parts(source: DataSource, path: Path, only: Collection[str] | None = None) -> list[Path]:
+    """The source's further archives (DataSource.parts) that are beside its main archive (of those in `only`, if given)."""
+    return [p for p in (path.parent / name for name in source.parts if only is None or name in only) if p.is_file()]
+
+
+def pool_parts(spec: TaskSpec, paths: dict[str, str | Path] | None = None) -> list[str]:
+    """The further archives a pool of the task reads now (those beside its sources' archives), by file name."""
+    found = []
+    for name in dict.fromkeys(spec.supplements + spec.foreign):
+        source = get_source(name)
+        path = None if source.kind == "generated" else source_path(source, paths)
+        if path is not None and path.exists():
+            found += [p.name for p in source_parts(source, path)]
+    return found
 
 
 def join_images(parts: list[SourceImages]) -> SourceImages:

@@ -33,7 +33,7 @@ from ..data.acquisition import TRAITS, acquisition_traits, atypicality
 from ..data.splits import kept_together, named_patients, split_groups
 from .fit import logits_and_features, training_seed
 from .train import (TrainConfig, architecture_args, check_init, fit, init_weights, resolve_device, task_spec, train,
-                    training_data, training_split)
+                    training_data, training_parts, training_split)
 
 OTHER_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, None)  # None: P(other) does not flag (distance only)
 DISTANCE_GRID = (1.0, 1.25, 1.5, 2.0, 3.0, 1000.0)  # 1000: in effect, the distance never flags
@@ -95,6 +95,7 @@ def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | Non
     outer = pooled["origins"] != own
     record = {
         "folds": held, "seconds": round(time.perf_counter() - started, 1), "device": device.type, "notes": notes,
+        "parts": training_parts(spec, cfg, paths),
         "chosen": chosen,
         "held_out": open_set_metrics(probs[outer], pred[outer], flagged[outer], pooled["labels"][outer], spec.classes,
                                      pooled["origins"][outer]) if outer.any() else {},

@@ -40,7 +40,7 @@ def ensemble_card(clf: Classifier, record: dict, cfg: TrainConfig, model_args: d
     run = {"history": members[0]["history"], "best_epoch": cfg.epochs, "seconds": record["seconds"],
            "selection": f"last epoch of each of the {len(members)} fold models (one-cycle schedule)"}
     card = build_card(cfg, clf.spec, ds, kept, np.array([], np.int64), clf.model, model_args, run, command, device,
-                      record["notes"])
+                      record["notes"], record["parts"])
     card["training"]["fold_histories"] = [m["history"] for m in members]
     card["data"]["split"] = (f"{len(members)} stratified folds over train+val ({kept_together(clf.spec)} kept together, "
                              f"seed {cfg.seed}); every image trains {len(members) - 1} of the members and validates one")

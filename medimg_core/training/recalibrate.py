@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from .calibration import calibrate, calibration_sections
 from ..models.checkpoint import load_checkpoint, read_card
 from ..data.sources import own_origin
-from .train import TrainConfig, save_classifier, training_data, training_split
+from .train import TrainConfig, card_parts, save_classifier, training_data, training_split
 
 
 def recalibrate(path: Path, data_path: str | Path | None = None, command: str = "", out: Path | None = None,
@@ -28,7 +28,7 @@ def recalibrate(path: Path, data_path: str | Path | None = None, command: str = 
         model, spec, state = load_checkpoint(path)
         card = read_card(path)
         cfg = TrainConfig(**card["training"]["config"])
-        ds, _ = training_data(spec, cfg, data_path)
+        ds, _ = training_data(spec, cfg, data_path, parts=card_parts(card))
         if ds.fingerprint != card["data"]["fingerprint"]:
             raise ValueError(f"the dataset's fingerprint {ds.fingerprint} differs from the one {path} was trained on "
                              f"({card['data']['fingerprint']}); recalibrate on the same data")

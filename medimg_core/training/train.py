@@ -27,7 +27,7 @@ from .fit import (TrainConfig, fit, load_teacher, logits_and_features, resolve_d
                   training_seed)
 from ..models.architectures import build_model, cam_layer_name, count_parameters
 from ..inference.predict import Classifier
-from ..data.sources import own_dataset, own_origin, pool_split, task_pool
+from ..data.sources import own_dataset, own_origin, pool_parts, pool_split, task_pool
 from ..data.splits import kept_together, named_patients, subset_positions
 from ..inference.speed import predict_latency
 from ..tasks import TaskSpec, get_task
@@ -41,11 +41,28 @@ def task_spec(cfg: TrainConfig) -> TaskSpec:
 
 
 def training_data(spec: TaskSpec, cfg: TrainConfig, data_path: str | Path | None = None,
-                  paths: dict | None = None) -> tuple[Dataset, list[str]]:
-    """The run's image pool (all sources, or the task's own dataset) and notes on missing sources."""
-    if cfg.sources and (spec.supplements or spec.foreign):
-        return task_pool(without_sources(spec, cfg.without), data_path, paths, cfg.max_foreign_per_dataset, cfg.seed)
+                  paths: dict | None = None, parts: list[str] | None = None) -> tuple[Dataset, list[str]]:
+    """The run's image pool (all sources, or the task's own dataset) and notes on missing sources; parts: only
+    these further archives of the sources (a card's `data.parts`; default: all that are there)."""
+    if uses_pool(spec, cfg):
+        return task_pool(without_sources(spec, cfg.without), data_path, paths, cfg.max_foreign_per_dataset, cfg.seed,
+                         parts)
     return own_dataset(spec, data_path), []
+
+
+def uses_pool(spec: TaskSpec, cfg: TrainConfig) -> bool:
+    """Whether the run trains on the task's pool of sources, not on its own dataset alone."""
+    return cfg.sources and bool(spec.supplements or spec.foreign)
+
+
+def training_parts(spec: TaskSpec, cfg: TrainConfig, paths: dict | None = None) -> list[str]:
+    """The further archives of the sources (DataSource.parts) the run's pool reads: the card's `data.parts`."""
+    return pool_parts(without_sources(spec, cfg.without), paths) if uses_pool(spec, cfg) else []
+
+
+def card_parts(card: dict) -> list[str]:
+    """The further archives of the sources a model's pool read (a card from before they were recorded: none)."""
+    return card.get("data", {}).get("parts", [])
 
 
 def without_sources(spec: TaskSpec, names: list[str]) -> TaskSpec:
@@ -155,7 +172,8 @@ def train(cfg: TrainConfig, data_path: str | Path | None = None, out: Path | Non
     own_val = val_idx[ds.origin[val_idx] == own_origin(spec)]
     model.to(device)  # the passes over the training and validation images run where the training ran
     clf, fitted = calibrate(model, spec, ds, train_idx, own_val, cfg.ood_quantile, rejection)
-    card = build_card(cfg, spec, ds, train_idx, val_idx, model, model_args, run, command, device, notes)
+    card = build_card(cfg, spec, ds, train_idx, val_idx, model, model_args, run, command, device, notes,
+                      training_parts(spec, cfg, paths))
     card.update(calibration_sections(clf, fitted, cfg.ood_quantile))
     if cfg.baseline:
         in_kind = train_idx[~ds.foreign[train_idx]]
@@ -204,7 +222,7 @@ def held_out_section(clf: Classifier, ds: Dataset, outer: np.ndarray) -> dict:
 
 
 def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, model_args, run: dict, command: str,
-               device: torch.device, notes: list[str]) -> dict:
+               device: torch.device, notes: list[str], parts: list[str]) -> dict:
     """The model card's description of the model, its data and its training run."""
     n_params = count_parameters(model)
     own = ds.origin == own_origin(spec)
@@ -241,6 +259,7 @@ def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, mode
             "split": split_description(ds, own, spec, cfg),
             **({} if near is None else {"near_duplicates": near_duplicate_summary(ds.images[own], near)}),
             "sources": source_counts(ds, train_idx, val_idx), "held_out": list(cfg.held_out), "missing": notes,
+            "parts": parts,  # the sources' further archives read (DataSource.parts), so the pool can be rebuilt
         },
     }
 
