@@ -171,8 +171,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment-set", default="standard", choices=["standard", "across-sources", "x-ray"],
                    help="across-sources adds random intensity windows, background level, resolution and burned-in text; "
                         "x-ray: exposure, contrast, gamma, blur, noise, resolution and marks, zooming in, no black bars")
-    p.add_argument("--input-norm", default="none", choices=["none", "equalize"],
-                   help="equalize: the model histogram-equalises every input first (exposure and processing drop out)")
+    p.add_argument("--input-norm", default="none", choices=["none", "equalize", "clahe"],
+                   help="equalize: the model histogram-equalises every input first (exposure and processing drop out); "
+                        "clahe: contrast-limited adaptive equalisation, tile by tile")
     p.add_argument("--progressive-from", type=int, metavar="PIXELS",
                    help="progressive resizing: the first epochs train at this input side, rising to the full size")
     p.add_argument("--final-size-epochs", type=int, default=0, metavar="N",

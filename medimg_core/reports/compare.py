@@ -48,7 +48,7 @@ def model_name(card: dict) -> str:
     if cfg.get("progressive_from"):
         parts.append(f"progressive from {cfg['progressive_from']} px")
     if cfg.get("input_norm", "none") != "none":
-        parts.append(f"input {cfg['input_norm']}d")
+        parts.append({"equalize": "input equalised", "clahe": "input CLAHE"}.get(cfg["input_norm"], cfg["input_norm"]))
     if cfg.get("precision") == "bf16" and card.get("training", {}).get("device") == "cpu":
         parts.append("bf16 on the CPU")  # apart from the same recipe run on a GPU
     if cfg.get("max_per_class"):

@@ -66,7 +66,7 @@ class TrainConfig:
     fold: list[int] = field(default_factory=list)  # [fold, n_folds] of an own_cv run (set by crossval)
     progressive_from: int | None = None  # progressive resizing: the first epochs' input side, rising to the full size
     final_size_epochs: int = 0  # with progressive_from: the last epochs, at the full size
-    input_norm: str = "none"  # "equalize": every input histogram-equalised inside the model (models.INPUT_NORMS)
+    input_norm: str = "none"  # "equalize" or "clahe": done to every input inside the model (models.INPUT_NORMS)
     teacher: str | list[str] | None = None  # distil: trained checkpoints of the task whose (mean) logits the model also learns
     distill_alpha: float = 0.5  # the soft-target share of the loss when distilling
     distill_temperature: float = 4.0  # the temperature of the soft targets

@@ -25,7 +25,7 @@ from ..data.duplicates import duplicate_groups, near_duplicate_summary
 from ..inference.metrics import classify, open_set_metrics
 from .fit import (TrainConfig, fit, load_teacher, logits_and_features, resolve_device, teacher_paths,
                   training_seed)
-from ..models.architectures import build_model, cam_layer_name, count_parameters
+from ..models.architectures import INPUT_NORMS, build_model, cam_layer_name, count_parameters
 from ..inference.predict import Classifier
 from ..data.sources import own_dataset, own_origin, pool_parts, pool_split, task_pool
 from ..data.splits import kept_together, named_patients, subset_positions
@@ -238,7 +238,7 @@ def build_card(cfg, spec: TaskSpec, ds: Dataset, train_idx, val_idx, model, mode
                              + (f"squash to {spec.image_size}x{spec.image_size} (Lanczos, aspect ratio not kept, as the "
                                 "training copy was)" if spec.fit == "squash" else
                                 f"letterbox onto a black {spec.image_size}x{spec.image_size} square (Lanczos)")
-                             + (" -> histogram equalisation" if model_args.get("input_norm") == "equalize" else "")
+                             + (f" -> {INPUT_NORMS[model_args['input_norm']]}" if model_args.get("input_norm") else "")
                              + " -> model normalises (x-0.5)/0.25",
         },
         "model": {**model_args, "parameters": n_params,
