@@ -29,7 +29,7 @@ def audit_rows(scans: Path) -> list[dict]:
         {"path": str(scans / "notes.txt"), "format": "unknown", "verdict": NOT_AN_IMAGE,
          "error": "This file is not an image we can read (JPEG, PNG, BMP, TIFF, WebP, GIF or DICOM)."},
         {"path": str(scans / "cut.png"), "format": "PNG", "verdict": UNREADABLE,
-         "error": "The image file is damaged or truncated and cannot be decoded (image file is truncated)."},
+         "error": "The image file is damaged or truncated and cannot be decoded."},
     ]
 
 

@@ -5,6 +5,7 @@ import json
 import zipfile
 
 from medimg_core.cli.main import main
+from tests.imagegen import dicom_of
 
 
 def test_a_folder_is_searched_recursively_and_every_image_gets_a_line(samples, tmp_path, capsys):
@@ -33,7 +34,31 @@ def test_a_folder_without_images_exits_non_zero_with_one_sentence(tmp_path, caps
     (tmp_path / "docs" / "readme.txt").write_text("nothing to see")
     assert main(["predict", "--task", "modality", str(tmp_path / "docs")]) == 1
     assert capsys.readouterr().out.strip() == f"{tmp_path / 'docs'}: error: {tmp_path / 'docs'} holds no images " \
-                                              "(.bmp, .dcm, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp)."
+                                              "(.bmp, .dcm, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp, or DICOM " \
+                                              "files without a suffix)."
+
+
+def test_a_dicom_tree_of_files_without_suffixes_is_read_but_not_its_index(scans, tmp_path, capsys):
+    series = tmp_path / "export" / "DICOM" / "PA000000" / "ST000000" / "SE000000"
+    series.mkdir(parents=True)
+    (series / "IM000000").write_bytes(dicom_of(scans["Hand"], modality="CR"))
+    (series / "1.2.840.113619.2.55.3.604688.234").write_bytes(dicom_of(scans["CXR"], modality="CR"))
+    (series / "README").write_text("not an image, and without a suffix")
+    (tmp_path / "export" / "DICOMDIR").write_bytes(dicom_of(scans["Hand"], modality="CR"))
+    assert main(["predict", "--task", "modality", "--json", str(tmp_path / "export")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(r["file"].rsplit("/", 1)[1] for r in rows) == ["1.2.840.113619.2.55.3.604688.234", "IM000000"]
+    assert sorted(r["label"] for r in rows) == ["CXR", "Hand"]
+
+
+def test_a_zipped_dicom_tree_is_read_member_by_member(scans, tmp_path, capsys):
+    archive = tmp_path / "cd.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("DICOM/I0", dicom_of(scans["Hand"], modality="CR"))
+        zf.writestr("DICOM/NOTES", "plain text")
+    assert main(["predict", "--task", "modality", "--json", str(archive)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["file"], r["label"]) for r in rows] == [(f"{archive}/DICOM/I0", "Hand")]
 
 
 def test_predict_exits_non_zero_only_when_no_input_could_be_read(samples, tmp_path, capsys):

@@ -73,7 +73,17 @@ def test_jpeg_compressed_dicom_is_decoded():
 def test_unsupported_codec_is_named():
     data = dicom_bytes(np.zeros((16, 32), np.uint8), transfer_syntax="1.2.840.10008.1.2.4.100",
                        encapsulated=[b"\0" * 64])
-    with pytest.raises(ImageReadError, match="MPEG2"):
+    with pytest.raises(ImageReadError, match="compressed with MPEG2.*which cannot be decoded here"):
+        read_image(data)
+
+
+def test_damaged_data_of_a_codec_we_have_is_called_damaged_not_unsupported():
+    jpeg = io.BytesIO()
+    Image.fromarray(gradient(16, 32)).save(jpeg, format="JPEG", quality=95)
+    data = dicom_bytes(np.zeros((16, 32), np.uint8), transfer_syntax="1.2.840.10008.1.2.4.50",
+                       encapsulated=[jpeg.getvalue()[:40]])
+    with pytest.raises(ImageReadError, match=r"^This DICOM file's pixel data, compressed with JPEG Baseline "
+                                             r"\(Process 1\), is damaged and cannot be decoded\.$"):
         read_image(data)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .imaging import ImageReadError, read_image, to_model_input, to_uint8
+from .imaging import ImageReadError, read_image, sniff_format, to_model_input, to_uint8
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -58,23 +58,49 @@ def is_entry(name: str, suffixes: set[str] | frozenset[str] = frozenset(IMAGE_SU
     return wanted and not any(part.startswith((".", "__MACOSX")) for part in p.parts)
 
 
+def may_be_unnamed_dicom(name: str) -> bool:
+    """Whether a file's name leaves open that it is a DICOM file without a .dcm suffix, as in the DICOM trees of
+    PACS exports and CDs (`IM000001`, or a UID such as `1.2.840.113619.2.55.3.6044.234`); not DICOMDIR, the
+    tree's index, which holds no image."""
+    p = PurePosixPath(name)
+    hidden = any(part.startswith((".", "__MACOSX")) for part in p.parts)
+    return not hidden and p.name.upper() != "DICOMDIR" and (not p.suffix or p.suffix[1:].isdigit())
+
+
+def is_unnamed_dicom(name: str, head: Callable[[], bytes]) -> bool:
+    """Whether a file without an image suffix is a DICOM file after all, from its first 132 bytes ('DICM')."""
+    return may_be_unnamed_dicom(name) and sniff_format(head()) == "dicom"
+
+
+def _file_head(path: Path) -> bytes:
+    """The first 132 bytes of a file: enough to see the DICOM preamble and its 'DICM'."""
+    with path.open("rb") as f:
+        return f.read(132)
+
+
 def iter_entries(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
-    """(relative name, reader) for each image or manifest in a folder, tar or zip, in a stable order."""
+    """(relative name, reader) for each image or manifest in a folder, tar or zip, in a stable order; a file
+    without a suffix is read when its first bytes say DICOM (is_unnamed_dicom)."""
     if path.is_dir():
         for f in sorted(path.rglob("*")):
             rel = f.relative_to(path).as_posix()
-            if f.is_file() and is_entry(rel):
+            if f.is_file() and (is_entry(rel) or is_unnamed_dicom(rel, lambda f=f: _file_head(f))):
                 yield rel, f.read_bytes
     elif path.name.lower().endswith(".zip"):
         with zipfile.ZipFile(path) as zf:
-            for name in sorted(n for n in zf.namelist() if not n.endswith("/") and is_entry(n)):
+            def head(n: str) -> bytes:
+                with zf.open(n) as member:
+                    return member.read(132)
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+            for name in sorted(n for n in names if is_entry(n) or is_unnamed_dicom(n, lambda n=n: head(n))):
                 yield name, lambda n=name: zf.read(n)
     elif path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
         with tarfile.open(path) as tar:  # sequential read: fast for .tar.gz
             for member in tar:
-                if member.isfile() and is_entry(member.name):
+                if member.isfile() and (is_entry(member.name) or may_be_unnamed_dicom(member.name)):
                     data = tar.extractfile(member).read()
-                    yield member.name, lambda d=data: d
+                    if is_entry(member.name) or sniff_format(data) == "dicom":
+                        yield member.name, lambda d=data: d
     else:
         raise FolderError(f"{path} is not a folder or an archive ({', '.join(ARCHIVE_SUFFIXES)}).")
 
@@ -94,7 +120,8 @@ def predict_inputs(path: Path) -> Iterator[tuple[str, Path | Callable[[], bytes]
     except zipfile.BadZipFile:
         raise FolderError(f"{path} is not a zip archive we can open.") from None
     if not found:
-        raise FolderError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        raise FolderError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}, or DICOM files without "
+                          "a suffix).")
 
 
 def manifest_rows(data: bytes, folder: str) -> dict[str, dict]:

@@ -58,7 +58,7 @@ def read_image(source: ImageSource) -> np.ndarray:
     except UnidentifiedImageError as err:
         raise ImageReadError(f"This file is not an image we can read ({SUPPORTED}).") from err
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as err:
-        raise ImageReadError(f"The image file is damaged or truncated and cannot be decoded ({err}).") from err
+        raise ImageReadError("The image file is damaged or truncated and cannot be decoded.") from err
 
 
 FITS = ("letterbox", "squash")  # how a picture of any shape becomes the square model input
@@ -310,9 +310,7 @@ def _dicom_pixels(ds) -> np.ndarray:
     try:  # warnings are already silenced by _decode_dicom
         arr = pixel_array(ds, index=frames // 2 if frames > 1 else None)
     except (NotImplementedError, RuntimeError, ImportError) as err:
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        name = getattr(syntax, "name", str(syntax))
-        raise ImageReadError(f"This DICOM file is compressed with {name}, which cannot be decoded here.") from err
+        raise ImageReadError(undecodable(ds)) from err
     except (ValueError, AttributeError, KeyError, TypeError, IndexError, OSError, EOFError) as err:
         raise ImageReadError(malformed_element(ds) or pixel_data_problem(str(err))) from err
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # colour DICOM (already RGB)
@@ -326,6 +324,21 @@ def _dicom_pixels(ds) -> np.ndarray:
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         image = 1.0 - image
     return image
+
+
+def undecodable(ds) -> str:
+    """Why compressed pixel data did not decode: no decoder here for its compression, or damaged data."""
+    from pydicom.pixels import get_decoder
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    name = getattr(syntax, "name", str(syntax))
+    try:
+        available = get_decoder(syntax).is_available
+    except (NotImplementedError, ValueError, TypeError):  # a transfer syntax pydicom has no decoder for at all
+        available = False
+    if available:
+        return f"This DICOM file's pixel data, compressed with {name}, is damaged and cannot be decoded."
+    return f"This DICOM file is compressed with {name}, which cannot be decoded here."
 
 
 def dicom_count(ds, keyword: str, default: int) -> int:
