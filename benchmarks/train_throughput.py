@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from medimg_core.models.architectures import build_model
+from medimg_core.training.fit import bf16_is_emulated
 
 
 def images_per_second(model: torch.nn.Module, size: int, batch: int, steps: int, bf16: bool) -> float:
@@ -46,7 +47,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile at the first size and width")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
-          f"oneDNN bf16 ISA: {torch.backends.mkldnn.is_available()}")
+          f"CPU instructions: {torch.backends.cpu.get_cpu_capability()}, native bf16: "
+          f"{not bf16_is_emulated(torch.device('cpu'))}")
     print("| input | width | parameters | fp32 img/s | bf16 img/s (channels-last) | bf16 speed-up |")
     print("| --- | --- | --- | --- | --- | --- |")
     for size in args.sizes:

@@ -111,3 +111,16 @@ def test_a_malformed_task_file_shows_one_clear_line(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"medimg: skipped a task definition: {tmp_path / 'broken.json'} is not a valid task definition "
         "(JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_bf16_training_is_warned_about_only_where_the_cpu_emulates_it(precision, capsys):
+    import torch
+
+    from medimg_core.cli.main import train_config
+    from medimg_core.training.fit import bf16_is_emulated
+
+    args = get_args_parser().parse_args(["train", "--task", "modality", "--device", "cpu", "--precision", precision])
+    train_config(args)
+    warned = "has no bf16 instructions" in capsys.readouterr().err
+    assert warned == (precision == "bf16" and bf16_is_emulated(torch.device("cpu")))

@@ -79,10 +79,14 @@ def cmd_download(args) -> int:
 
 def train_config(args) -> TrainConfig:
     """The TrainConfig given by the shared training arguments."""
+    from ..training.fit import resolve_device, slow_bf16_note
     from ..training.train import TrainConfig
 
     if args.init and args.pretrained:
         raise ValueError("give either --init or --pretrained, not both")
+    note = slow_bf16_note(resolve_device(args.device), args.precision)
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
     return TrainConfig(task=args.task, architecture=args.architecture, width=args.width or (64 if args.architecture.startswith("resnet") else 16),
                        dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        weight_decay=args.weight_decay, augment=args.augment, augment_strength=args.augment_strength,

@@ -88,6 +88,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def bf16_is_emulated(device: torch.device) -> bool:
+    """Whether bf16 autocast on this device runs without bf16 instructions: a CPU without AVX-512 or AMX (plain
+    AVX2), where oneDNN emulates it and a compact CNN trains about 10x slower than in fp32."""
+    return device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def slow_bf16_note(device: torch.device, precision: str) -> str | None:
+    """A warning for --precision bf16 where bf16 is emulated, naming the CPU's instruction set; else None."""
+    if precision != "bf16" or not bf16_is_emulated(device):
+        return None
+    return (f"this CPU ({torch.backends.cpu.get_cpu_capability()}) has no bf16 instructions (AVX-512 or AMX), so "
+            "bf16 autocast is emulated and trains several times slower than fp32 (a compact CNN at 64 px: 42 against "
+            "392 images/s on a 2-core AVX2 machine); --precision fp32 is faster here")
+
+
 def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """N x S x S uint8 -> N x 1 x S x S float in [0, 1] (on the images' device)."""
     return torch.as_tensor(images).float().div_(255)[:, None]
