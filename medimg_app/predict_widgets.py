@@ -274,14 +274,16 @@ def verdict_flag(pred: Prediction | None) -> str:
 
 
 def table_row(item: Item) -> dict:
-    """One row of the on-page results table (label: the class, or 'not recognised' with the closest class)."""
+    """One row of the on-page results table (label: the class, or 'not recognised' with the closest class; the
+    confidence of a label only: an image not recognised has none, its closest match is in its detail and the CSV)."""
     pred = item.prediction
     if pred is None:
         return {"file": item.name, "thumbnail": None, "label": "", "confidence": None, "flag": "cannot read",
                 "decided_by": None}
     return {"file": item.name, "thumbnail": thumbnail_uri(item.image),
             "label": pred.label or f"not recognised (closest: {pred.closest})",
-            "confidence": pred.confidence, "flag": verdict_flag(pred), "decided_by": pred.decided_by}
+            "confidence": pred.confidence if pred.label is not None else None, "flag": verdict_flag(pred),
+            "decided_by": pred.decided_by}
 
 
 def results_csv(items: list[Item]) -> bytes:

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from medimg_app.cache import shipped_tasks
 from medimg_app.widgets import EMPTY_CELL
+from medimg_core.io.examples import EXAMPLES_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,13 +29,15 @@ def test_every_models_table_shows_a_dash_for_a_missing_value(task):
 
 
 @pytest.mark.skipif("modality" not in shipped_tasks(), reason="no modality model installed")
-def test_the_predict_results_table_shows_a_dash_for_an_unreadable_files_confidence(samples):
+def test_the_predict_results_table_shows_a_dash_for_the_confidence_of_no_label(samples):
+    hand = sorted((EXAMPLES_DIR / "modality" / "Hand").iterdir())[0].read_bytes()  # a real hand X-ray: labelled
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=90)
     at.run()
     at.switch_page("app_pages/predict.py").run()
-    at.file_uploader(key="uploads").set_value([("hand.png", samples.hand_like_png(), "image/png"),
+    at.file_uploader(key="uploads").set_value([("hand.png", hand, "image/png"),
+                                              ("noise.png", samples.noise_png(), "image/png"),
                                               ("bad.png", samples.broken, "image/png")]).run()
     assert not at.exception
     table = at.dataframe[0]
     assert table.proto.placeholder == EMPTY_CELL
-    assert table.value["confidence"].isna().tolist() == [False, True]
+    assert table.value["confidence"].isna().tolist() == [False, True, True]

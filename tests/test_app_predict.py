@@ -188,6 +188,7 @@ def test_the_table_and_the_csv_give_no_label_to_an_image_not_recognised():
                                                  False, 9.0, reason="It is unlike the images it knows."))
     row = predict_widgets.table_row(flagged)
     assert (row["label"], row["flag"]) == ("not recognised (closest: Hand)", "not recognised")
+    assert row["confidence"] is None  # no bar at 99% beside "not recognised"
     assert predict_widgets.results_csv([flagged]).decode().splitlines()[1].startswith(
         "c.png,,Hand,0.9900,not recognised,pixels,It is unlike the images it knows.,False,")
 
