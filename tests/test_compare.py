@@ -94,3 +94,12 @@ def test_a_run_in_bf16_on_the_cpu_is_named_apart_from_the_same_recipe_on_a_gpu(m
     (models_dir / "comparisons" / "modality-cpu.json").write_text(json.dumps(card))
     assert "compact-cnn (width 16), from scratch, bf16 on the CPU, subset of 60/class" in [
         c["name"] for c in compared_cards("modality")]
+
+
+def test_a_run_on_its_own_dataset_alone_is_named_apart_from_one_with_the_other_sources(models_dir):
+    card = json.loads((models_dir / "modality.json").read_text())
+    card["training"]["config"]["sources"] = False
+    (models_dir / "comparisons" / "modality-own.json").write_text(json.dumps(card))
+    names = [c["name"] for c in compared_cards("modality")]
+    assert "compact-cnn (width 16), from scratch, own dataset only, subset of 60/class" in names
+    assert "compact-cnn (width 16), from scratch, subset of 60/class" in names  # the shipped one, with its sources

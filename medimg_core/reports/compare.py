@@ -33,6 +33,8 @@ def model_name(card: dict) -> str:
         names = [t.parent.name if t.stem == card.get("task") else t.stem for t in teachers]
         parts.append(f"distilled from {names[0]}" if len(names) == 1 else
                      f"distilled from an ensemble of {len(names)} ({', '.join(names)})")
+    if cfg.get("sources") is False or "sources" not in card.get("data", {"sources": None}):
+        parts.append("own dataset only")  # no supplements and no images of other kinds (older cards name none)
     if cfg.get("without"):
         parts.append(f"without {', '.join(cfg['without'])}")
     if cfg.get("augment") is False:
