@@ -65,7 +65,7 @@ def crosstab_frame(summary: dict) -> pd.DataFrame:
 
 def thumbnail(row: pd.Series) -> np.ndarray | str:
     """The file's picture (uint8, read in memory from its path or zip archive), or the sentence saying why not."""
-    from medimg_core.inference.audit import item_bytes
+    from medimg_core.inference.audit_files import item_bytes
 
     archive = row["archive"] if isinstance(row["archive"], str) else None
     item = {"path": row["path"], "archive": archive, "member": row["member"] if archive else None}

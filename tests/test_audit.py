@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageEnhance
 
-from medimg_core.inference.audit import discover, file_format
+from medimg_core.inference.audit_files import discover, file_format
 from medimg_core.cli.audit import add_audit_parser, cmd_audit
 from medimg_core.inference.audit_summary import (COPY, FILES, HEADER_DISAGREES, NOT_AN_IMAGE, PARTS, RECOGNISED, ROW_SCHEMA,
                                        STUDY_DISAGREES, SUMMARY, UNREADABLE, read_audit, write_part)
@@ -284,3 +284,32 @@ def test_stopping_an_audit_keeps_the_rows_done_so_far(archive, ray_session, tmp_
     audit = read_audit(tmp_path / "stopped")
     assert audit.summary["complete"] is False and 1 <= len(audit.rows) < len(archive.rows)
     assert json.loads((tmp_path / "stopped" / SUMMARY).read_text())["rows"] == len(audit.rows)
+
+
+def test_a_damaged_zip_archive_is_one_item_whose_error_says_so(tmp_path):
+    from medimg_core.inference.audit_files import item_bytes
+    from medimg_core.io.imaging import ImageReadError
+
+    (tmp_path / "scans.zip").write_bytes(b"PK\x03\x04 and then nothing a zip reader can use")
+    items = discover([tmp_path])
+    assert [i["path"] for i in items] == [str(tmp_path / "scans.zip")]
+    with pytest.raises(ImageReadError, match=r"^This zip archive is damaged and cannot be opened, so none of its "
+                                             r"files were read\.$"):
+        item_bytes(items[0])
+
+
+def test_an_encrypted_zip_member_is_explained_in_words(tmp_path):
+    from medimg_core.inference.audit_files import item_bytes
+    from medimg_core.io.imaging import ImageReadError
+
+    archive = tmp_path / "scans.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.png", b"\x89PNG not really")
+    data = bytearray(archive.read_bytes())
+    data[6] |= 0x01  # the local header's flag bit 0: encrypted
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 8] |= 0x01  # and the central directory's
+    archive.write_bytes(bytes(data))
+    (item,) = discover([archive])
+    with pytest.raises(ImageReadError, match="encrypted"):
+        item_bytes(item)

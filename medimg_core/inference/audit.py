@@ -29,10 +29,8 @@ import os
 import secrets
 import time
 import warnings
-import zipfile
 from collections.abc import Callable
-from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +39,8 @@ from .audit_summary import (FILES, NOT_AN_IMAGE, NOT_RECOGNISED, PARTS, RECOGNIS
                             finish_audit, write_part)
 from ..io.dicom_header import DicomHeader, read_dicom_header
 from ..data.duplicates import DEFAULT_MAX_DISTANCE, perceptual_hashes
-from ..io.imaging import MAX_BYTES, ImageReadError, _read_bytes, read_image, sniff_format, to_model_input, to_uint8
+from .audit_files import IMAGE_FORMATS, discover, file_format, item_bytes
+from ..io.imaging import ImageReadError, read_image, to_model_input, to_uint8
 from ..tasks import TaskSpec
 
 DEFAULT_BATCH_SIZE = 256  # images per model call in the predict stage
@@ -49,88 +48,12 @@ DECODE_BLOCK = 128  # files per decode task (fewer for a small audit, so that ev
 MODEL_CPUS = 0.5  # Ray CPUs a model actor reserves: with one actor per core, half of every core is left for decoding
 DECODE_CPUS = 0.25  # Ray CPUs a decode task reserves (unequal to MODEL_CPUS, so Ray keeps the two stages apart)
 PART_ROWS, PART_SECONDS = 4096, 20.0  # the driver writes a part once it holds this many rows or this many seconds
-MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"), (b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
-         (b"MM\x00*", "TIFF"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\xffO\xffQ", "JPEG 2000"))
-SNIFFED = {"dicom": "DICOM", "pdf": "PDF", "svg": "SVG", "html": "HTML", "zip": "zip", "gzip": "gzip"}
-IMAGE_FORMATS = {"DICOM", "JPEG", "PNG", "GIF", "BMP", "TIFF", "WebP", "JPEG 2000"}
 DECODED_SCHEMA = pa.schema([f for f in ROW_SCHEMA if f.name not in ("label", "closest", "confidence",
                             "in_distribution", "rejection_score", "other_probability", "decided_by", "reason",
                             "header_agrees", "header_note")]
                            + [("has_header", pa.bool_()), ("photometric", pa.string()), ("picture_note", pa.string()),
                               ("image", pa.binary())])
 Progress = Callable[[int, int], None]  # (files done, files in all)
-
-
-def hidden(name: str) -> bool:
-    """Whether a path inside a folder or zip is hidden or macOS metadata (as folders.is_entry skips them)."""
-    return any(part.startswith((".", "__MACOSX")) for part in PurePosixPath(name).parts)
-
-
-def discover(paths: list[Path]) -> list[dict]:
-    """One item per input file: every file of a folder (recursively, hidden ones skipped), every member of a zip
-    archive, a file as it is; each {"path": name shown, "archive": zip file or None, "member": name inside or None}.
-
-    Raises:
-        AuditError: a path that does not exist, or no file at all.
-    """
-    items = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            for f in sorted(path.rglob("*")):
-                if f.is_file() and not hidden(f.relative_to(path).as_posix()):
-                    items += file_items(f)
-        elif path.is_file():
-            items += file_items(path)
-        else:
-            raise AuditError(f"There is no file or folder at {path}.")
-    if not items:
-        raise AuditError(f"No files found in {', '.join(map(str, paths))}.")
-    return items
-
-
-def file_items(path: Path) -> list[dict]:
-    """The items of one file: the members of a zip archive, else the file itself (a damaged zip is one item)."""
-    if path.suffix.lower() == ".zip":
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = sorted(n for n in zf.namelist() if not n.endswith("/") and not hidden(n))
-            return [{"path": f"{path}/{n}", "archive": str(path), "member": n} for n in names]
-        except (zipfile.BadZipFile, OSError):
-            pass
-    return [{"path": str(path), "archive": None, "member": None}]
-
-
-@lru_cache(maxsize=8)
-def open_zip(path: str) -> zipfile.ZipFile:
-    """A zip archive kept open in this worker process, so its directory is read once, not once per member."""
-    return zipfile.ZipFile(path)
-
-
-def item_bytes(item: dict) -> bytes:
-    """The bytes of one input file (a zip member read from its archive), at most MAX_BYTES."""
-    if not item["archive"]:
-        return _read_bytes(Path(item["path"]))
-    try:
-        zf = open_zip(item["archive"])
-        info = zf.getinfo(item["member"])
-        if info.file_size > MAX_BYTES:
-            raise ImageReadError(f"The file is {info.file_size / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB.")
-        data = zf.read(info)
-    except (zipfile.BadZipFile, OSError, KeyError, RuntimeError, NotImplementedError) as err:
-        raise ImageReadError(f"This member of the zip archive cannot be read ({type(err).__name__}).") from err
-    if not data:
-        raise ImageReadError("The file is empty (0 bytes).")
-    return data
-
-
-def file_format(data: bytes) -> str:
-    """The file's format named from its first bytes ("DICOM", "JPEG", "PNG", "PDF", "zip", ...; else "unknown")."""
-    kind = sniff_format(data)
-    if kind != "raster":
-        return SNIFFED[kind]
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
-    return next((name for magic, name in MAGIC if data.startswith(magic)), "unknown")
 
 
 def study_hash(data: bytes, salt: bytes) -> str | None:
