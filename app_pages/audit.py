@@ -4,6 +4,7 @@ results; it does not run the audit."""
 import streamlit as st
 
 from medimg_app import audit_widgets as aw
+from medimg_app.widgets import EMPTY_CELL
 from medimg_core.inference.audit_summary import AuditError, filter_rows
 
 st.title("Audit")
@@ -25,14 +26,14 @@ aw.summary_section(audit.summary)
 st.subheader("Header modality x predicted kind")
 st.caption("Files per modality as the DICOM header writes it (other files: no DICOM header) and per kind the model "
            "sees in the pixels; files it does not recognise or cannot read are counted under their verdict.")
-st.dataframe(aw.crosstab_frame(audit.summary), key="audit_crosstab")
+st.dataframe(aw.crosstab_frame(audit.summary), key="audit_crosstab", placeholder=EMPTY_CELL)
 
 st.subheader("Where the header disagrees with the image")
 aw.disagreement_gallery(audit.rows)
 
 st.subheader("Studies")
 st.caption("A study agrees when its recognised images are of one kind and no header disagrees with its image.")
-st.dataframe(audit.studies, hide_index=True, key="audit_studies")
+st.dataframe(audit.studies, hide_index=True, key="audit_studies", placeholder=EMPTY_CELL)
 
 st.subheader("Files")
 aw.files_table(filter_rows(audit.rows, *aw.filter_choices(audit.rows)), len(audit.rows))

@@ -15,6 +15,8 @@ import streamlit as st
 from medimg_core.inference.audit_summary import FILES, FLAGS, HEADER_DISAGREES, PARTS, VERDICTS, Audit, kind_column, read_audit
 from medimg_core.io.imaging import ImageReadError, read_image, to_uint8
 
+from .widgets import EMPTY_CELL
+
 GALLERY = 12  # disagreements shown with a thumbnail
 TABLE_COLUMNS = ["path", "verdict", "label", "confidence", "closest", "modality", "body_part", "header_note", "study",
                  "group", "group_size", "flags", "format", "size", "error"]
@@ -112,6 +114,6 @@ def files_table(rows: pd.DataFrame, total: int) -> None:
     """The chosen files, one row each (flags joined for reading)."""
     shown = rows[[c for c in TABLE_COLUMNS if c in rows]].assign(flags=rows["flags"].map(", ".join))
     st.caption(f"{len(rows):,} of {total:,} files.")
-    st.dataframe(shown, hide_index=True, key="audit_files", column_config={
+    st.dataframe(shown, hide_index=True, key="audit_files", placeholder=EMPTY_CELL, column_config={
         "confidence": st.column_config.NumberColumn("confidence", format="percent"),
         "size": st.column_config.NumberColumn("size (bytes)", format="localized")})

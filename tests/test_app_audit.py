@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from medimg_core.inference.audit_summary import (NOT_AN_IMAGE, PARTS, RECOGNISED, ROW_SCHEMA, UNREADABLE, finish_audit,
                                        write_part)
+from medimg_app.widgets import EMPTY_CELL
 from tests.imagegen import dicom_bytes, gradient, png_bytes
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "audit.py")
@@ -104,3 +105,10 @@ def test_a_folder_without_an_audit_is_one_clear_error(tmp_path):
 def test_without_a_folder_the_page_says_how_to_make_an_audit():
     at = open_audit("")
     assert "medimg audit" in at.info[0].value
+
+
+def test_every_table_of_the_page_shows_a_dash_for_an_empty_cell(audit_folder):
+    at = open_audit(str(audit_folder))
+    assert len(at.dataframe) == 3  # the crosstab, the studies, the files
+    assert [d.proto.placeholder for d in at.dataframe] == [EMPTY_CELL] * 3
+    assert table(at, "path")["label"].isna().any()  # the files that have no label leave that cell empty
