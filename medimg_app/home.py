@@ -22,13 +22,15 @@ INTRO = (
 )
 NOT_A_DEVICE = (f"**{DISCLAIMER}** It has not been validated for clinical use; never use it to make decisions about "
                 "anyone's health.")
-DESCRIPTIONS = {  # by url_path; pages not listed get no description
+DESCRIPTIONS = {  # by url_path: every page of the navigation has one
     "predict": "Classify your own scans or random examples; see the confidence and the Grad-CAM heatmap.",
     "explorer": "Class counts, galleries, the embedding map and the validation errors of the dataset.",
     "models": "Every task's compared models side by side: accuracy, F1, AUC, size, CPU speed, training time, "
               "confusion matrices, training curves and the hyperparameter search.",
     "background": "How MRI, CT and X-ray make an image, radiation and contrast agents, typical uses; "
                   "real examples and what the model attends to.",
+    "audit": "Open a finished `medimg audit` of a whole archive: what is in it, where DICOM headers disagree with "
+             "the images, its studies, its copies and every file.",
     "presentation": "The project in six steps for a projector, with speaker notes and a one-click slide deck (PPTX).",
 }
 HEADLINE = ("Cross-validated accuracy", "Cross-validated AUC", "Validation accuracy", "Macro-F1", "Test accuracy",
@@ -55,7 +57,7 @@ def models_section() -> None:
         card = model_card(task)
         numbers = dict(headline_numbers(card))
         with st.container(border=True, key=f"home_model_{task}"):
-            st.markdown(f"**{card.get('title', get_task(task).title)}**")
+            st.markdown(f"**{get_task(task).title}**")  # the task's title, not the card's (an older card keeps an older one)
             shown = [k for k in HEADLINE if k in numbers]
             for col, name in zip(st.columns(max(len(shown), 1)), shown):
                 col.metric(name, numbers[name])

@@ -214,7 +214,7 @@ def render_model(ctx: Context) -> None:
                             config={"displayModeBar": False})
     others = [t for t in cache.shipped_tasks() if t != ctx.task]
     if others:
-        rows = [{"model": cache.model_card(t).get("title", t), **dict(headline_numbers(cache.model_card(t)))}
+        rows = [{"model": get_task(t).title, **dict(headline_numbers(cache.model_card(t)))}
                 for t in [ctx.task, *others]]
         st.dataframe(pd.DataFrame(rows), hide_index=True, placeholder=widgets.EMPTY_CELL)
 

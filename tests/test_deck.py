@@ -147,7 +147,7 @@ def test_deck_with_examples_has_a_figure_per_step(card):
     others = {"pneumonia": {"title": "Pneumonia", "validation": {"accuracy": 0.91, "n": 100}}}
     slides = build_slides(card, SPEC, fake_examples(), counts, others, [get_task("brain-tumor")])
     _, read = read_back(build_pptx(slides))
-    assert [s["title"] for s in read] == ["Medical image classification: " + card["title"],
+    assert [s["title"] for s in read] == ["Medical image classification: " + SPEC.title,  # the task's title
                                           *[s.title for s in STEPS], "All shipped models"]
     pictures = {s["title"]: s["pictures"] for s in read}
     assert all(pictures[s.title] == 1 for s in STEPS if s.key != "limits")

@@ -22,7 +22,7 @@ from PIL import Image
 from .class_examples import ClassExample, class_examples, showcase, validation_pool
 from .deck_figures import confusion_png, counts_png, examples_png, gallery_png, prediction_png
 from .story import DISCLAIMER, STEPS, facts, handover, headline_numbers, step_text
-from ..tasks import TaskSpec
+from ..tasks import TASKS, TaskSpec
 
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 
@@ -104,9 +104,9 @@ def build_slides(card: Mapping, spec: TaskSpec, examples: Sequence[ClassExample]
         rows = []
         for task, other in {spec.name: card, **dict(other_cards)}.items():
             numbers = dict(headline_numbers(other))
-            rows.append((other.get("title", task), ", ".join(f"{k} {numbers[k]}" for k in
-                                                              ("Validation accuracy", "Macro-F1", "Validation images")
-                                                              if k in numbers)))
+            title = TASKS[task].title if task in TASKS else other.get("title", task)  # the task's, not an old card's
+            rows.append((title, ", ".join(f"{k} {numbers[k]}" for k in ("Validation accuracy", "Macro-F1",
+                                                                       "Validation images") if k in numbers)))
         slides.append(Slide("All shipped models", "Headline numbers from each model card", table=tuple(rows),
                             notes="Optional slide: every model the app ships, for questions.", key="models"))
     return slides
@@ -215,7 +215,7 @@ def build_deck(task: str, data: str | Path | None = None, per_class: int = 300) 
     from ..data.datasets import dataset_path, load_dataset
     from .explore import class_split_counts, model_split
     from ..inference.predict import load_classifier
-    from ..tasks import TASKS, get_task
+    from ..tasks import get_task
 
     spec = get_task(task)
     card = read_card(default_model_path(task))

@@ -245,7 +245,7 @@ def facts(card: Mapping, spec: TaskSpec, counts: Mapping[str, int] | None = None
     classes = tuple(card.get("classes") or spec.classes)
     source = d.get("source", spec.source.filename)
     out = dict(
-        question=spec.description or spec.title, title=card.get("title", spec.title), n_classes=str(len(classes)),
+        question=spec.description or spec.title, title=spec.title, n_classes=str(len(classes)),
         class_list=", ".join(_class_label(spec, c) for c in classes),
         source=source, licence=next((s.licence for s in SOURCES.values() if s.filename == source), spec.source.licence),
         architecture=m.get("architecture", spec.architecture), cam_layer=m.get("cam_layer", ""),
