@@ -222,6 +222,8 @@ def test_file_formats_are_named_from_their_first_bytes(archive):
     assert file_format(Path(archive.path("dicom/IM0001")).read_bytes()) == "DICOM"
     assert file_format(b"%PDF-1.7 a report") == "PDF"
     assert file_format(b"plain words") == "unknown"
+    assert file_format(b"%!PS-Adobe-3.0 EPSF-3.0\n") == "EPS"
+    assert file_format(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic") == "HEIC"
 
 
 def test_a_stopped_audit_stays_readable_from_its_parts(tmp_path):

@@ -115,6 +115,9 @@ def _png_with_size(width: int, height: int) -> bytes:
         (b"<!DOCTYPE html><html></html>", "web page"),
         (b"PK\x03\x04" + b"\0" * 40, "zip"),
         (_png_with_size(40000, 40000), "megapixel"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "EPS drawings are not supported"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\0" * 64, "HEIC photos"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + b"\0" * 64, "AVIF images"),
     ],
 )
 def test_broken_or_hostile_input_gets_a_specific_message(data, words):

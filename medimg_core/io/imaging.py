@@ -183,7 +183,15 @@ def sniff_format(data: bytes) -> str:
         return "zip"
     if data[:3] == b"\x1f\x8b\x08":
         return "gzip"
+    if head.startswith(b"%!PS") or data[:4] == b"\xc5\xd0\xd3\xc6":  # PostScript / EPS (DOS binary EPS header)
+        return "eps"
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return HEIF_BRANDS[data[8:12]]
     return "raster"
+
+
+HEIF_BRANDS = {b"heic": "heic", b"heix": "heic", b"hevc": "heic", b"heim": "heic", b"heis": "heic", b"mif1": "heic",
+               b"msf1": "heic", b"avif": "avif", b"avis": "avif"}  # the ISO base media file's major brand
 
 
 _UNSUPPORTED = {
@@ -192,6 +200,9 @@ _UNSUPPORTED = {
     "html": "This is a web page (HTML), not an image.",
     "zip": "This is a zip archive, not an image: unpack it and upload the images inside.",
     "gzip": "This is a compressed (gzip) archive, not an image: unpack it first.",
+    "eps": "PostScript and EPS drawings are not supported: export it as a PNG or JPEG image first.",
+    "heic": "HEIC photos (as iPhones take them) are not supported: export or share the photo as JPEG first.",
+    "avif": "AVIF images are not supported: save it as PNG or JPEG first.",
 }
 
 
