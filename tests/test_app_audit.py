@@ -102,6 +102,11 @@ def test_a_folder_without_an_audit_is_one_clear_error(tmp_path):
     assert "holds no audit" in at.error[0].value
 
 
+def test_the_path_of_the_audits_parquet_file_opens_its_folder(audit_folder):
+    at = open_audit(str(audit_folder / "files.parquet"))
+    assert not at.error and at.metric[0].value == "3"
+
+
 def test_without_a_folder_the_page_says_how_to_make_an_audit():
     at = open_audit("")
     assert "medimg audit" in at.info[0].value

@@ -57,6 +57,13 @@ def test_unknown_class_folder_is_a_clear_error(folder):
         load_dataset(MODALITY, folder)
 
 
+def test_an_unreadable_image_is_named_with_its_reason(folder):
+    (folder / "Hand" / "broken.png").write_text("not a picture")
+    with pytest.raises(DataError, match=r"^1 image in .* cannot be read, e\.g\. Hand/broken\.png: This file is not an "
+                                        r"image we can read"):
+        load_dataset(MODALITY, folder)
+
+
 def test_missing_dataset_says_how_to_download(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIMG_DATA_DIR", str(tmp_path))
     with pytest.raises(DataError, match="medimg download modality"):

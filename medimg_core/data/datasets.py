@@ -267,7 +267,8 @@ def read_source(path: Path, size: int, origin: str, image_kind: str = "", split:
     except FolderError as err:
         raise DataError(str(err)) from None
     if raw.broken:
-        raise DataError(f"{len(raw.broken)} images in {path} cannot be read, e.g. {raw.broken[0]}")
+        n = len(raw.broken)
+        raise DataError(f"{n} image{'s' if n > 1 else ''} in {path} cannot be read, e.g. {raw.broken[0]}")
     if cached:
         _write_cache(cached, raw)
     return raw

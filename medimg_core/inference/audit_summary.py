@@ -233,6 +233,8 @@ def read_audit(folder: str | Path) -> Audit:
         AuditError: the folder does not exist or holds no audit.
     """
     folder = Path(folder).expanduser()
+    if folder.is_file() and folder.name in (FILES, SUMMARY):  # the audit's own file: its folder is meant
+        folder = folder.parent
     if not folder.is_dir():
         raise AuditError(f"There is no folder at {folder}.")
     if (folder / FILES).is_file():
