@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import zipfile
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .audit_summary import AuditError
+from ..io.folders import is_hidden
 from ..io.imaging import MAX_BYTES, ImageReadError, _read_bytes, sniff_format
 
 MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"), (b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
@@ -14,11 +15,6 @@ MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"), (b"GIF8", "GIF"), (b"BM
 SNIFFED = {"dicom": "DICOM", "pdf": "PDF", "svg": "SVG", "html": "HTML", "zip": "zip", "gzip": "gzip", "eps": "EPS",
            "heic": "HEIC", "avif": "AVIF"}  # a name for every kind imaging.sniff_format tells apart
 IMAGE_FORMATS = {"DICOM", "JPEG", "PNG", "GIF", "BMP", "TIFF", "WebP", "JPEG 2000", "HEIC", "AVIF"}  # unreadable, not "not an image"
-
-
-def hidden(name: str) -> bool:
-    """Whether a path inside a folder or zip is hidden or macOS metadata (as folders.is_entry skips them)."""
-    return any(part.startswith((".", "__MACOSX")) for part in PurePosixPath(name).parts)
 
 
 def discover(paths: list[Path]) -> list[dict]:
@@ -32,7 +28,7 @@ def discover(paths: list[Path]) -> list[dict]:
     for path in map(Path, paths):
         if path.is_dir():
             for f in sorted(path.rglob("*")):
-                if f.is_file() and not hidden(f.relative_to(path).as_posix()):
+                if f.is_file() and not is_hidden(f.relative_to(path).as_posix()):
                     items += file_items(f)
         elif path.is_file():
             items += file_items(path)
@@ -48,7 +44,7 @@ def file_items(path: Path) -> list[dict]:
     if path.suffix.lower() == ".zip":
         try:
             with zipfile.ZipFile(path) as zf:
-                names = sorted(n for n in zf.namelist() if not n.endswith("/") and not hidden(n))
+                names = sorted(n for n in zf.namelist() if not n.endswith("/") and not is_hidden(n))
             return [{"path": f"{path}/{n}", "archive": str(path), "member": n} for n in names]
         except (zipfile.BadZipFile, OSError):
             pass

@@ -51,11 +51,15 @@ class SourceImages:
     broken: list[str]
 
 
+def is_hidden(name: str) -> bool:
+    """Whether a path inside a folder or archive is hidden or macOS metadata (.DS_Store, __MACOSX/...)."""
+    return any(part.startswith((".", "__MACOSX")) for part in PurePosixPath(name).parts)
+
+
 def is_entry(name: str, suffixes: set[str] | frozenset[str] = frozenset(IMAGE_SUFFIXES)) -> bool:
     """Whether an archive member is an image (or a manifest) worth reading: no hidden or macOS files."""
     p = PurePosixPath(name)
-    wanted = p.suffix.lower() in suffixes or p.name == MANIFEST
-    return wanted and not any(part.startswith((".", "__MACOSX")) for part in p.parts)
+    return (p.suffix.lower() in suffixes or p.name == MANIFEST) and not is_hidden(name)
 
 
 def may_be_unnamed_dicom(name: str) -> bool:
@@ -63,8 +67,7 @@ def may_be_unnamed_dicom(name: str) -> bool:
     PACS exports and CDs (`IM000001`, or a UID such as `1.2.840.113619.2.55.3.6044.234`); not DICOMDIR, the
     tree's index, which holds no image."""
     p = PurePosixPath(name)
-    hidden = any(part.startswith((".", "__MACOSX")) for part in p.parts)
-    return not hidden and p.name.upper() != "DICOMDIR" and (not p.suffix or p.suffix[1:].isdigit())
+    return not is_hidden(name) and p.name.upper() != "DICOMDIR" and (not p.suffix or p.suffix[1:].isdigit())
 
 
 def is_unnamed_dicom(name: str, head: Callable[[], bytes]) -> bool:
