@@ -89,6 +89,8 @@ def cross_validate(cfg: TrainConfig, folds: int = 5, data_path: str | Path | Non
                                                    ds.labels[val_idx[own_val]], spec.classes, seed=cfg.seed))
     pooled = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     pooled["labels"], pooled["origins"] = ds.labels[pooled["index"]], ds.origin[pooled["index"]]
+    if state_dir is not None:  # the rule can be chosen again from these, without training the folds again
+        np.savez_compressed(Path(state_dir) / "pooled.npz", **pooled)
     chosen = choose_rejection(pooled, spec, own)
     nested = nested_predictions(pooled, spec, own)
     flagged, probs, pred = nested
@@ -137,8 +139,13 @@ def is_flagged(distance: np.ndarray, p_other: np.ndarray | None, chosen: dict) -
     return flags
 
 
-def choose_rejection(pooled: dict, spec, own: str) -> dict:
-    """Temperature, thresholds and distance factor from pooled held-out predictions (see module docstring)."""
+def choose_rejection(pooled: dict, spec, own: str, weighting: str = "datasets") -> dict:
+    """Temperature, thresholds and distance factor from pooled held-out predictions (see module docstring).
+
+    weighting: "datasets" maximises the mean success over every held-out dataset's images of the task's kinds and
+    every dataset's images of other kinds alike; "sides" weighs the two sides equally (each the mean over its
+    datasets), so many datasets of other kinds do not outvote the fewer datasets of the task's own kinds.
+    """
     k, labels, origins = spec.num_classes, pooled["labels"], pooled["origins"]
     in_kind = labels < k
     temperature = fit_temperature(torch.from_numpy(pooled["logits"][in_kind][:, :k]), torch.from_numpy(labels[in_kind]))
@@ -158,7 +165,7 @@ def choose_rejection(pooled: dict, spec, own: str) -> dict:
             if flags[origins == own].mean() > MAX_OWN_FLAGGED:
                 continue
             success = np.where(in_kind, right & ~flags, flags)
-            score = float(np.mean([success[u].mean() for u in units]))
+            score = rule_score([success[u].mean() for u in units], [bool(in_kind[u][0]) for u in units], weighting)
             if best is None or score > best[0]:
                 best = (score, trial)
     if best is None:  # nothing keeps the own images: the plain validation quantile of the distance, no P(other)
@@ -168,14 +175,26 @@ def choose_rejection(pooled: dict, spec, own: str) -> dict:
     return chosen
 
 
-def nested_predictions(pooled: dict, spec, own: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rule_score(successes: list[float], in_kind: list[bool], weighting: str) -> float:
+    """What choose_rejection maximises: the mean success per (dataset, side) unit, or (weighting "sides") the mean
+    of the two sides' means."""
+    if weighting == "datasets":
+        return float(np.mean(successes))
+    if weighting != "sides":
+        raise ValueError(f"weighting must be 'datasets' or 'sides', not {weighting!r}")
+    sides = [[s for s, k in zip(successes, in_kind) if k == side] for side in (True, False)]
+    return float(np.mean([np.mean(side) for side in sides if side]))
+
+
+def nested_predictions(pooled: dict, spec, own: str,
+                       weighting: str = "datasets") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(flagged, probabilities, predicted class) of every pooled image, with each fold's values chosen on the others."""
     k = spec.num_classes
     n = len(pooled["labels"])
     flagged, probs, pred = np.zeros(n, bool), np.zeros((n, k), np.float32), np.zeros(n, np.int64)
     for f in np.unique(pooled["fold"]):
         mine, rest = pooled["fold"] == f, pooled["fold"] != f
-        chosen = choose_rejection({key: v[rest] for key, v in pooled.items()}, spec, own)
+        chosen = choose_rejection({key: v[rest] for key, v in pooled.items()}, spec, own, weighting)
         p, other = calibrated(pooled["logits"][mine], k, chosen["temperature"])
         probs[mine], pred[mine] = p, predicted(p, spec, chosen.get("operating_threshold"))
         flagged[mine] = is_flagged(pooled["distance"][mine], other, chosen)
