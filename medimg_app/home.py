@@ -57,7 +57,7 @@ def models_section() -> None:
         card = model_card(task)
         numbers = dict(headline_numbers(card))
         with st.container(border=True, key=f"home_model_{task}"):
-            st.markdown(f"**{get_task(task).title}**")  # the task's title, not the card's (an older card keeps an older one)
+            st.markdown(f"**{get_task(task).title}**")  # the task's title: an older card keeps an older one
             shown = [k for k in HEADLINE if k in numbers]
             for col, name in zip(st.columns(max(len(shown), 1)), shown):
                 col.metric(name, numbers[name])

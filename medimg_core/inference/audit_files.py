@@ -14,7 +14,8 @@ MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"), (b"GIF8", "GIF"), (b"BM
          (b"MM\x00*", "TIFF"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\xffO\xffQ", "JPEG 2000"))
 SNIFFED = {"dicom": "DICOM", "pdf": "PDF", "svg": "SVG", "html": "HTML", "zip": "zip", "gzip": "gzip", "eps": "EPS",
            "heic": "HEIC", "avif": "AVIF"}  # a name for every kind imaging.sniff_format tells apart
-IMAGE_FORMATS = {"DICOM", "JPEG", "PNG", "GIF", "BMP", "TIFF", "WebP", "JPEG 2000", "HEIC", "AVIF"}  # unreadable, not "not an image"
+IMAGE_FORMATS = {"DICOM", "JPEG", "PNG", "GIF", "BMP", "TIFF", "WebP", "JPEG 2000", "HEIC",
+                 "AVIF"}  # formats of images: one that cannot be read is "unreadable", not "not an image"
 
 
 def discover(paths: list[Path]) -> list[dict]:
