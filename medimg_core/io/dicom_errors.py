@@ -57,3 +57,18 @@ def pixel_data_problem(message: str) -> str:
         return (f"The DICOM pixel data is incomplete: the file holds {int(found[1]):,} bytes of pixels where its size "
                 f"and bit depth call for {int(found[2]):,}, so it was cut short or its header is wrong.")
     return "The DICOM pixel data is damaged or incomplete, so the image cannot be decoded."
+
+
+def undecodable(ds) -> str:
+    """Why compressed pixel data did not decode: no decoder here for its compression, or damaged data."""
+    from pydicom.pixels import get_decoder
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    name = getattr(syntax, "name", str(syntax))
+    try:
+        available = get_decoder(syntax).is_available
+    except (NotImplementedError, ValueError, TypeError):  # a transfer syntax pydicom has no decoder for at all
+        available = False
+    if available:
+        return f"This DICOM file's pixel data, compressed with {name}, is damaged and cannot be decoded."
+    return f"This DICOM file is compressed with {name}, which cannot be decoded here."

@@ -18,7 +18,7 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .dicom_errors import element_sentence, malformed_element, pixel_data_problem
+from .dicom_errors import element_sentence, malformed_element, pixel_data_problem, undecodable
 
 MAX_BYTES = 64 * 1024 * 1024  # largest file we read
 MAX_PIXELS = 50_000_000  # largest decoded frame (e.g. 7000 x 7000)
@@ -335,21 +335,6 @@ def _dicom_pixels(ds) -> np.ndarray:
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         image = 1.0 - image
     return image
-
-
-def undecodable(ds) -> str:
-    """Why compressed pixel data did not decode: no decoder here for its compression, or damaged data."""
-    from pydicom.pixels import get_decoder
-
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    name = getattr(syntax, "name", str(syntax))
-    try:
-        available = get_decoder(syntax).is_available
-    except (NotImplementedError, ValueError, TypeError):  # a transfer syntax pydicom has no decoder for at all
-        available = False
-    if available:
-        return f"This DICOM file's pixel data, compressed with {name}, is damaged and cannot be decoded."
-    return f"This DICOM file is compressed with {name}, which cannot be decoded here."
 
 
 def dicom_count(ds, keyword: str, default: int) -> int:
