@@ -102,3 +102,13 @@ def test_predict_text_says_whether_the_header_agrees(scans, tmp_path, capsys):
         "sometimes wrong).")
     assert hand.startswith(f"{tmp_path / 'hand.dcm'}: Hand (") and hand.endswith(
         "The image and its DICOM header (X-ray of the HAND) agree.")
+
+
+def test_the_summary_names_the_files_of_a_folder_that_were_skipped(samples, tmp_path, capsys):
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "scans" / "hand.png").write_bytes(samples.hand_like_png())
+    (tmp_path / "scans" / "notes.txt").write_text("not an image")
+    (tmp_path / "scans" / ".DS_Store").write_bytes(b"\0")  # hidden: neither read nor counted
+    assert main(["predict", "--task", "modality", str(tmp_path / "scans")]) == 0
+    assert capsys.readouterr().err.strip().endswith(
+        "; 1 other file in the folders and zips skipped, not images by its name (notes.txt)")

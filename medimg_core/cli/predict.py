@@ -43,7 +43,7 @@ def cmd_predict(args) -> int:
         print(csv_header(clf.classes), flush=True)
     with tqdm(desc="predict", unit="file", disable=None) as bar:  # on stderr, and only on a terminal
         for given in args.files:
-            for row in predict_rows(WithTTA(clf) if args.tta else clf, given):
+            for row in predict_rows(WithTTA(clf) if args.tta else clf, given, summary.skipped):
                 summary.add(row)
                 line = (json.dumps(row) if args.format == "json" else csv_row(row, clf.classes) if args.format == "csv"
                         else prediction_line(row, clf.spec.name))
@@ -56,15 +56,16 @@ def cmd_predict(args) -> int:
     return 0 if summary.read else 1
 
 
-def predict_rows(clf, given: Path):
-    """One result row per image of a predict argument (a file, folder or zip), or one row with its error."""
+def predict_rows(clf, given: Path, skipped: list[str] | None = None):
+    """One result row per image of a predict argument (a file, folder or zip), or one row with its error; skipped
+    collects the files of a folder or zip that are not images by their names (folders.iter_entries)."""
     from ..io.dicom_header import read_dicom_header
     from ..io.folders import FolderError, predict_inputs
     from ..inference.header_check import header_dict
     from ..io.imaging import ImageReadError, read_image
 
     try:
-        for file, source in predict_inputs(given):
+        for file, source in predict_inputs(given, skipped):
             row = empty_row(file)
             data = source if isinstance(source, Path) else source()
             try:

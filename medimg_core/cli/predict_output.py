@@ -11,6 +11,7 @@ import io
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 FORMATS = ("text", "json", "csv")
 COLUMNS = ("file", "label", "closest", "confidence", "in_distribution", "ood_score", "other_probability",
@@ -66,6 +67,7 @@ class Summary:
     labels: Counter = field(default_factory=Counter)
     not_recognised: int = 0
     unreadable: int = 0
+    skipped: list[str] = field(default_factory=list)  # files of the folders and zips given that are not images
 
     def add(self, row: dict) -> None:
         """Count one row."""
@@ -88,4 +90,9 @@ class Summary:
         by_class = ", ".join(f"{name} {n}" for name, n in self.labels.most_common())
         parts = [f"{labelled} labelled" + (f" ({by_class})" if by_class else ""),
                  f"{self.not_recognised} not recognised", f"{self.unreadable} unreadable"]
-        return f"summary: {self.files} file{'s' if self.files != 1 else ''}: " + ", ".join(parts)
+        line = f"summary: {self.files} file{'s' if self.files != 1 else ''}: " + ", ".join(parts)
+        if self.skipped:
+            n, names = len(self.skipped), ", ".join(Path(f).name for f in self.skipped[:3])
+            line += (f"; {n} other file{'s' if n != 1 else ''} in the folders and zips skipped, not images by "
+                     f"{'their names' if n != 1 else 'its name'} ({names}{', ...' if n > 3 else ''})")
+        return line

@@ -81,45 +81,60 @@ def _file_head(path: Path) -> bytes:
         return f.read(132)
 
 
-def iter_entries(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
+def iter_entries(path: Path, skipped: list[str] | None = None) -> Iterator[tuple[str, Callable[[], bytes]]]:
     """(relative name, reader) for each image or manifest in a folder, tar or zip, in a stable order; a file
-    without a suffix is read when its first bytes say DICOM (is_unnamed_dicom)."""
+    without a suffix is read when its first bytes say DICOM (is_unnamed_dicom). skipped: collects the names of the
+    other files (hidden and macOS files aside)."""
+    skipped = [] if skipped is None else skipped
     if path.is_dir():
         for f in sorted(path.rglob("*")):
             rel = f.relative_to(path).as_posix()
             if f.is_file() and (is_entry(rel) or is_unnamed_dicom(rel, lambda f=f: _file_head(f))):
                 yield rel, f.read_bytes
+            elif f.is_file() and not is_hidden(rel):
+                skipped.append(rel)
     elif path.name.lower().endswith(".zip"):
         with zipfile.ZipFile(path) as zf:
             def head(n: str) -> bytes:
                 with zf.open(n) as member:
                     return member.read(132)
             names = [n for n in zf.namelist() if not n.endswith("/")]
-            for name in sorted(n for n in names if is_entry(n) or is_unnamed_dicom(n, lambda n=n: head(n))):
-                yield name, lambda n=name: zf.read(n)
+            for name in sorted(names):
+                if is_entry(name) or is_unnamed_dicom(name, lambda n=name: head(n)):
+                    yield name, lambda n=name: zf.read(n)
+                elif not is_hidden(name):
+                    skipped.append(name)
     elif path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
         with tarfile.open(path) as tar:  # sequential read: fast for .tar.gz
             for member in tar:
-                if member.isfile() and (is_entry(member.name) or may_be_unnamed_dicom(member.name)):
-                    data = tar.extractfile(member).read()
-                    if is_entry(member.name) or sniff_format(data) == "dicom":
-                        yield member.name, lambda d=data: d
+                if not member.isfile() or is_hidden(member.name):
+                    continue
+                data = tar.extractfile(member).read() if may_be_unnamed_dicom(member.name) or is_entry(member.name) \
+                    else b""
+                if is_entry(member.name) or sniff_format(data) == "dicom":
+                    yield member.name, lambda d=data: d
+                else:
+                    skipped.append(member.name)
     else:
         raise FolderError(f"{path} is not a folder or an archive ({', '.join(ARCHIVE_SUFFIXES)}).")
 
 
-def predict_inputs(path: Path) -> Iterator[tuple[str, Path | Callable[[], bytes]]]:
+def predict_inputs(path: Path, skipped: list[str] | None = None) -> Iterator[tuple[str, Path | Callable[[], bytes]]]:
     """(name, file or reader) for each image to predict: a file as it is, or every image in a folder
-    (recursively) or a zip archive, read lazily. A folder or archive without images is a FolderError."""
+    (recursively) or a zip archive, read lazily; skipped collects the folder's or archive's other files (their
+    full names). A folder or archive without images is a FolderError."""
     if not (path.is_dir() or (path.is_file() and path.name.lower().endswith(".zip"))):
         yield str(path), path
         return
     found = False
     try:
-        for name, read in iter_entries(path):
+        others = []
+        for name, read in iter_entries(path, others):
             if PurePosixPath(name).name != MANIFEST:
                 found = True
                 yield f"{path}/{name}", read
+        if skipped is not None:
+            skipped += [f"{path}/{name}" for name in others]
     except zipfile.BadZipFile:
         raise FolderError(f"{path} is not a zip archive we can open.") from None
     if not found:
