@@ -208,3 +208,25 @@ def test_a_run_with_held_out_datasets_records_how_it_does_on_them(tmp_path, monk
     external = json.loads(out.with_suffix(".json").read_text())["external"]
     assert external["folds"] == [["brains", "knees"]] and external["method"].startswith("one split: 2 datasets")
     assert external["held_out"]["foreign"] == 7 and set(external["held_out"]["per_dataset"]) == {"brains", "knees"}
+
+
+def test_the_pooled_held_out_predictions_are_kept_and_choose_the_cards_rule_again(crossvalidated):
+    from medimg_core.data.sources import own_origin
+    from medimg_core.training.crossval import choose_rejection
+
+    pooled = dict(np.load(crossvalidated.with_name("modality-state") / "pooled.npz", allow_pickle=True))
+    assert set(pooled) == {"fold", "index", "logits", "distance", "labels", "origins"}
+    assert len({len(v) for v in pooled.values()}) == 1 and set(np.unique(pooled["fold"])) == {0, 1}
+    card = json.loads(crossvalidated.with_suffix(".json").read_text())
+    again = choose_rejection(pooled, MODALITY, own_origin(MODALITY))
+    assert {key: again[key] for key in card["rejection"]} == card["rejection"]
+
+
+def test_weighing_by_sides_counts_the_tasks_kinds_as_much_as_all_other_kinds():
+    from medimg_core.training.crossval import rule_score
+
+    successes, in_kind = [1.0, 0.0, 0.0, 0.0], [True, False, False, False]  # one dataset of the task's kinds, 3 others
+    assert rule_score(successes, in_kind, "datasets") == 0.25
+    assert rule_score(successes, in_kind, "sides") == 0.5
+    with pytest.raises(ValueError, match="weighting"):
+        rule_score(successes, in_kind, "images")
