@@ -157,6 +157,7 @@ def choose_rejection(pooled: dict, spec, own: str, weighting: str = "datasets") 
     right = predicted(probs, spec, chosen.get("operating_threshold")) == labels
     units = [(origins == o) & (in_kind == side) for o in np.unique(origins) for side in (True, False)]
     units = [u for u in units if u.any()]
+    unit_in_kind = [bool(in_kind[u][0]) for u in units]  # each unit's side, the same for every rule tried
     best = None
     for other in OTHER_GRID if p_other is not None else (None,):
         for factor in DISTANCE_GRID:
@@ -165,7 +166,7 @@ def choose_rejection(pooled: dict, spec, own: str, weighting: str = "datasets") 
             if flags[origins == own].mean() > MAX_OWN_FLAGGED:
                 continue
             success = np.where(in_kind, right & ~flags, flags)
-            score = rule_score([success[u].mean() for u in units], [bool(in_kind[u][0]) for u in units], weighting)
+            score = rule_score([success[u].mean() for u in units], unit_in_kind, weighting)
             if best is None or score > best[0]:
                 best = (score, trial)
     if best is None:  # nothing keeps the own images: the plain validation quantile of the distance, no P(other)
