@@ -81,6 +81,21 @@ def dicom_bytes(pixels: np.ndarray, photometric: str = "MONOCHROME2", slope: flo
     return buf.getvalue()
 
 
+def bare_dicom(data: bytes, implicit_vr: bool = True, little_endian: bool = True) -> bytes:
+    """The same DICOM written as older software writes it: no preamble, no 'DICM', no file meta."""
+    import pydicom
+    from pydicom.filewriter import dcmwrite
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.preamble = None
+    del ds.file_meta
+    if not little_endian and ds.BitsAllocated == 16:  # pydicom writes pixel bytes as they are: swap them here
+        ds.PixelData = np.frombuffer(ds.PixelData, "<u2").astype(">u2").tobytes()
+    buf = io.BytesIO()
+    dcmwrite(buf, ds, implicit_vr=implicit_vr, little_endian=little_endian, enforce_file_format=False)
+    return buf.getvalue()
+
+
 def dicom_of(image: bytes, modality: str = "OT", tags: dict | None = None) -> bytes:
     """A DICOM of an 8-bit image file's pixels (as 12-bit values, with a stored window that shows them unchanged)."""
     pixels = np.asarray(Image.open(io.BytesIO(image)).convert("L")).astype(np.uint16) * 16

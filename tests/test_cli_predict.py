@@ -5,7 +5,7 @@ import json
 import zipfile
 
 from medimg_core.cli.main import main
-from tests.imagegen import dicom_of
+from tests.imagegen import bare_dicom, dicom_of
 
 
 def test_a_folder_is_searched_recursively_and_every_image_gets_a_line(samples, tmp_path, capsys):
@@ -49,6 +49,16 @@ def test_a_dicom_tree_of_files_without_suffixes_is_read_but_not_its_index(scans,
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert sorted(r["file"].rsplit("/", 1)[1] for r in rows) == ["1.2.840.113619.2.55.3.604688.234", "IM000000"]
     assert sorted(r["label"] for r in rows) == ["CXR", "Hand"]
+
+
+def test_a_dicom_written_without_preamble_and_file_meta_is_read_in_a_tree_and_named_dcm(scans, tmp_path, capsys):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "IMG0001").write_bytes(bare_dicom(dicom_of(scans["Hand"], modality="CR")))
+    (tmp_path / "old" / "chest.dcm").write_bytes(bare_dicom(dicom_of(scans["CXR"], modality="CR"), implicit_vr=False))
+    assert main(["predict", "--task", "modality", "--json", str(tmp_path / "old")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted((r["file"].rsplit("/", 1)[1], r["label"], r["error"]) for r in rows) == [
+        ("IMG0001", "Hand", None), ("chest.dcm", "CXR", None)]
 
 
 def test_a_zipped_dicom_tree_is_read_member_by_member(scans, tmp_path, capsys):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import io
 import logging
 import os
 import secrets
@@ -37,6 +36,7 @@ import pyarrow as pa
 
 from .audit_summary import (FILES, NOT_AN_IMAGE, NOT_RECOGNISED, PARTS, RECOGNISED, ROW_SCHEMA, UNREADABLE, AuditError,
                             finish_audit, write_part)
+from ..io.dicom_file import read_dataset
 from ..io.dicom_header import DicomHeader, read_dicom_header
 from ..data.duplicates import DEFAULT_MAX_DISTANCE, perceptual_hashes
 from .audit_files import IMAGE_FORMATS, discover, file_format, item_bytes
@@ -58,11 +58,8 @@ Progress = Callable[[int, int], None]  # (files done, files in all)
 
 def study_hash(data: bytes, salt: bytes) -> str | None:
     """A DICOM's StudyInstanceUID as a salted hash (12 hex digits), or None; the UID itself is dropped at once."""
-    import pydicom
-
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True,
-                             specific_tags=["StudyInstanceUID"])
+        ds = read_dataset(data, stop_before_pixels=True, specific_tags=["StudyInstanceUID"])
         uid = str(ds.get("StudyInstanceUID") or "").strip()
     except Exception:  # noqa: BLE001 - a damaged header has no study; the file's own error says what is wrong
         return None
@@ -71,11 +68,8 @@ def study_hash(data: bytes, salt: bytes) -> str | None:
 
 def has_pixel_data(data: bytes) -> bool:
     """Whether a DICOM holds pixel data at all (a report or structured document does not)."""
-    import pydicom
-
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), specific_tags=["PixelData", "FloatPixelData",
-                                                                               "DoubleFloatPixelData"])
+        ds = read_dataset(data, specific_tags=["PixelData", "FloatPixelData", "DoubleFloatPixelData"])
     except Exception:  # noqa: BLE001 - unreadable: treated as damaged, not as a document
         return True
     return any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))

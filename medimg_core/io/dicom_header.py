@@ -13,13 +13,13 @@ reader: pixels are decoded by `imaging.read_image`, whose window this header rep
 """
 from __future__ import annotations
 
-import io
 import math
 import re
 import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .dicom_file import HEAD_BYTES, read_dataset
 from .imaging import ImageReadError, ImageSource, Window, _read_bytes, dicom_window, sniff_format
 
 # the only elements ever read from a file (pydicom adds SpecificCharacterSet to decode the text)
@@ -147,12 +147,10 @@ def read_dicom_header(source: ImageSource) -> DicomHeader | None:
     data = _dicom_bytes(source)
     if data is None:
         return None
-    import pydicom
-
     with warnings.catch_warnings():  # a malformed value's warning would quote it: nothing from the file is logged
         warnings.simplefilter("ignore")
         try:
-            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=list(ALLOWED_TAGS))
+            ds = read_dataset(data, stop_before_pixels=True, specific_tags=list(ALLOWED_TAGS))
         except Exception:  # noqa: BLE001 - pydicom raises many kinds on a damaged file; the contract is None
             return None
         header = DicomHeader(
@@ -169,7 +167,7 @@ def _dicom_bytes(source: ImageSource) -> bytes | None:
     if isinstance(source, (str, Path)):
         try:
             with open(source, "rb") as f:
-                if sniff_format(f.read(132)) != "dicom":
+                if sniff_format(f.read(HEAD_BYTES)) != "dicom":
                     return None
         except OSError:
             return None

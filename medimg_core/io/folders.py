@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .dicom_file import HEAD_BYTES
 from .imaging import ImageReadError, read_image, sniff_format, to_model_input, to_uint8
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
@@ -71,14 +72,14 @@ def may_be_unnamed_dicom(name: str) -> bool:
 
 
 def is_unnamed_dicom(name: str, head: Callable[[], bytes]) -> bool:
-    """Whether a file without an image suffix is a DICOM file after all, from its first 132 bytes ('DICM')."""
+    """Whether a file without an image suffix is a DICOM file after all, from its first bytes (dicom_file.is_dicom)."""
     return may_be_unnamed_dicom(name) and sniff_format(head()) == "dicom"
 
 
 def _file_head(path: Path) -> bytes:
-    """The first 132 bytes of a file: enough to see the DICOM preamble and its 'DICM'."""
+    """The first bytes of a file: enough to see the DICOM preamble's 'DICM' or a bare dataset's first elements."""
     with path.open("rb") as f:
-        return f.read(132)
+        return f.read(HEAD_BYTES)
 
 
 def iter_entries(path: Path, skipped: list[str] | None = None) -> Iterator[tuple[str, Callable[[], bytes]]]:

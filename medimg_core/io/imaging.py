@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .dicom_errors import element_sentence, malformed_element, pixel_data_problem, undecodable
+from .dicom_file import is_dicom, read_dataset
 
 MAX_BYTES = 64 * 1024 * 1024  # largest file we read
 MAX_PIXELS = 50_000_000  # largest decoded frame (e.g. 7000 x 7000)
@@ -170,7 +171,7 @@ def _unit_floats(array: np.ndarray) -> np.ndarray:
 def sniff_format(data: bytes) -> str:
     """Name the file's format from its first bytes, not from its name."""
     head = data[:1024].lstrip()
-    if len(data) >= 132 and data[128:132] == b"DICM":
+    if is_dicom(data[:132]):
         return "dicom"
     if head.startswith(b"%PDF"):
         return "pdf"
@@ -291,10 +292,8 @@ def _decode_dicom(data: bytes) -> np.ndarray:
 
 def _decode_dicom_dataset(data: bytes) -> np.ndarray:
     """_decode_dicom without its warning filter."""
-    import pydicom
-
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=False)
+        ds = read_dataset(data)
     except Exception as err:  # noqa: BLE001 - a damaged file raises many kinds (struct.error, EOFError, ...)
         raise ImageReadError("The DICOM file is damaged or cut short in its header, so it cannot be read.") from err
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
