@@ -22,7 +22,8 @@ from PIL import Image, ImageEnhance
 from medimg_core.inference.audit_files import discover, file_format
 from medimg_core.cli.audit import add_audit_parser, cmd_audit
 from medimg_core.inference.audit_summary import (COPY, FILES, HEADER_DISAGREES, NOT_AN_IMAGE, PARTS, RECOGNISED, ROW_SCHEMA,
-                                       STUDY_DISAGREES, SUMMARY, UNREADABLE, read_audit, write_part)
+                                       STUDY_DISAGREES, SUMMARY, UNREADABLE, counted, read_audit, summary_lines,
+                                       write_part)
 from medimg_core import read_image, to_model_input
 from medimg_core.data.duplicates import hamming, perceptual_hashes
 from medimg_core.io.imaging import to_uint8
@@ -129,6 +130,15 @@ def test_the_audit_runs_and_prints_its_summary(audited):
     assert audited.rc == 0, audited.printed
     assert "audited 9 files" in audited.printed and f"wrote {audited.out / FILES}" in audited.printed
     assert "Traceback" not in audited.printed
+
+
+def test_the_printed_summary_counts_one_of_a_thing_in_the_singular(tmp_path):
+    summary = {"verdicts": {RECOGNISED: 1}, "flags": {HEADER_DISAGREES: 1}, "studies": [{"agrees": True}],
+               "duplicates": {"groups": 1, "files": 2, "max_distance": 4}, "damaged_parts": 1}
+    text = "\n".join(summary_lines(summary, tmp_path))
+    assert "1 file whose DICOM header disagrees" in text and "1 study," in text and "1 group of copies" in text
+    assert "1 part file could not be read and is left out" in text
+    assert (counted(2, "study", "studies"), counted(1_024, "file")) == ("2 studies", "1,024 files")
 
 
 def test_every_file_is_exactly_one_row_zip_members_and_suffixless_dicoms_included(audited, archive):

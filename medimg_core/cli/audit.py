@@ -53,7 +53,7 @@ def cmd_audit(args) -> int:
     from tqdm.auto import tqdm
 
     from ..inference.audit import run_audit, start_ray
-    from ..inference.audit_summary import FILES, PARTS, AuditError, summary_lines
+    from ..inference.audit_summary import FILES, PARTS, AuditError, counted, summary_lines
 
     bar = tqdm(unit=" files", desc="audit", disable=None)
     started = False
@@ -81,8 +81,9 @@ def cmd_audit(args) -> int:
         if started:
             ray.shutdown()
     speed = summary["rows"] / summary["seconds"] if summary["seconds"] else 0
-    print(f"audited {summary['rows']:,} files in {summary['seconds']:.1f} s ({speed:,.0f} files/s, "
-          f"{summary['workers']} workers, {summary['engine']})")
+    print(f"audited {counted(summary['rows'], 'file')} in {summary['seconds']:.1f} s "
+          f"({speed:,.{0 if speed >= 10 else 1}f} files/s, "
+          f"{counted(summary['workers'], 'worker')}, {summary['engine']})")
     print("\n".join(summary_lines(summary, args.out)))
     return 0
 

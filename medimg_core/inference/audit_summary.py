@@ -260,11 +260,17 @@ def summary_lines(summary: dict, out: Path) -> list[str]:
     v, f, d = summary["verdicts"], summary["flags"], summary["duplicates"]
     mixed = sum(1 for s in summary["studies"] if s["agrees"] is False)
     lines = [", ".join(f"{n:,} {name}" for name, n in v.items()),
-             f"{f[HEADER_DISAGREES]:,} files whose DICOM header disagrees with the image; "
-             f"{len(summary['studies']):,} studies, {mixed:,} whose images disagree",
-             f"{d['groups']:,} groups of copies or near copies ({d['files']:,} files, pHash within "
+             f"{counted(f[HEADER_DISAGREES], 'file')} whose DICOM header disagrees with the image; "
+             f"{counted(len(summary['studies']), 'study', 'studies')}, {mixed:,} whose images disagree",
+             f"{counted(d['groups'], 'group')} of copies or near copies ({counted(d['files'], 'file')}, pHash within "
              f"{d['max_distance']} bits)",
              f"wrote {out / FILES} and {out / SUMMARY}"]
     if summary.get("damaged_parts"):
-        lines.insert(3, f"{summary['damaged_parts']} part files could not be read and are left out")
+        n = summary["damaged_parts"]
+        lines.insert(3, f"{counted(n, 'part file')} could not be read and {'is' if n == 1 else 'are'} left out")
     return lines
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """'1 file', '2 files', '1,024 studies': a count with its noun in the right number."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
