@@ -181,7 +181,8 @@ def header(columns: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mednist-files", type=int, default=11_790)
-    parser.add_argument("--dicom-files", type=int, default=800, help="scan-kinds DICOMs, repeated as copies")
+    parser.add_argument("--dicom-files", type=int, default=800,
+                        help="scan-kinds DICOMs, repeated as copies (0: skip the DICOM line)")
     parser.add_argument("--no-workers", dest="workers", action="store_false", help="skip the 1 vs 2 workers table")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each size, the fastest counts (default 2)")
     parser.add_argument("--columns", nargs="+", choices=list(COLUMNS), default=list(COLUMNS),
@@ -193,10 +194,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="audit-bench-") as tmp_name:
         tmp = Path(tmp_name)
         mednist = unpack(data / "MedNIST.tar.gz", tmp / "mednist", args.mednist_files, ".jpeg", every=4)
-        dicoms = unpack(data / "scan-kinds.tar.gz", tmp / "dicom", args.dicom_files, ".dcm")
+        dicoms = unpack(data / "scan-kinds.tar.gz", tmp / "dicom", args.dicom_files, ".dcm") if args.dicom_files else []
         header(args.columns)
         compare("MedNIST JPEG 64x64", tmp / "mednist", mednist, tmp, args.repeats, args.columns)
-        compare("scan-kinds DICOM", tmp / "dicom", dicoms, tmp, args.repeats, args.columns)
+        if args.dicom_files:
+            compare("scan-kinds DICOM", tmp / "dicom", dicoms, tmp, args.repeats, args.columns)
         if args.model:
             print("\nThe modality model alone (predict_batch on 64 x 64 inputs in memory, 2 threads, as the audit "
                   f"runs it): {model_alone():,.0f} images/s", flush=True)

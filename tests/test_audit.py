@@ -21,13 +21,13 @@ from PIL import Image, ImageEnhance
 
 from medimg_core.inference.audit_files import discover, file_format
 from medimg_core.cli.audit import add_audit_parser, cmd_audit
-from medimg_core.inference.audit_summary import (COPY, FILES, HEADER_DISAGREES, NOT_AN_IMAGE, PARTS, RECOGNISED, ROW_SCHEMA,
-                                       STUDY_DISAGREES, SUMMARY, UNREADABLE, counted, read_audit, summary_lines,
-                                       write_part)
+from medimg_core.inference.audit_summary import (COPY, FILES, HEADER_DISAGREES, NOT_AN_IMAGE, NOT_RECOGNISED, PARTS,
+                                                 RECOGNISED, ROW_SCHEMA, STUDY_DISAGREES, SUMMARY, UNREADABLE, counted,
+                                                 read_audit, summary_lines, write_part)
 from medimg_core import read_image, to_model_input
 from medimg_core.data.duplicates import hamming, perceptual_hashes
 from medimg_core.io.imaging import to_uint8
-from tests.imagegen import dicom_bytes, dicom_of
+from tests.imagegen import dicom_bytes, dicom_of, png_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME, PATIENT_ID = "Quixotic^Zebediah", "ZX-7741-MARK"  # identifying fields that must appear in no output
@@ -325,3 +325,17 @@ def test_an_encrypted_zip_member_is_explained_in_words(tmp_path):
     (item,) = discover([archive])
     with pytest.raises(ImageReadError, match="encrypted"):
         item_bytes(item)
+
+
+def test_a_picture_without_a_scan_is_refused_for_the_reason_predict_gives(tmp_path):
+    from medimg_core import get_task
+    from medimg_core.inference.audit import decode_batch, predictor_for
+    from medimg_core.inference.predict import load_classifier
+
+    path = tmp_path / "blank.png"
+    path.write_bytes(png_bytes(np.zeros((300, 200), np.uint8)))
+    predictor = predictor_for("modality", None)()
+    decoded = decode_batch(pa.Table.from_pylist(discover([path])), predictor.side, get_task("modality").fit, b"salt")
+    row = predictor(decoded).to_pylist()[0]
+    expected = load_classifier("modality").predict(read_image(path))
+    assert (row["verdict"], row["label"], row["reason"]) == (NOT_RECOGNISED, None, expected.reason)

@@ -93,3 +93,16 @@ def test_predict_refuses_an_array_it_cannot_read(modality):
 
 def test_the_heatmap_takes_the_same_arrays(modality, picture):
     assert np.allclose(modality.explain(picture), modality.explain(picture.astype(np.float32) / 255), atol=1e-5)
+
+
+def test_a_picture_check_made_by_the_caller_decides_in_place_of_one_on_the_copy(modality, picture):
+    blank = np.zeros((64, 64), np.float32)
+    reason = "The picture is blank (checked on the full-size file)."
+    scan, flat = modality.predict_batch([picture, blank], picture_checks=[reason, None])
+    assert scan.label is None and scan.reason == reason and scan.decided_by == "pixels"
+    assert flat.reason != modality.predict(blank).reason  # the copy's own check (blank) was not made again
+
+
+def test_picture_checks_must_come_one_per_image(modality, picture):
+    with pytest.raises(ValueError, match="1 images but 2 picture checks"):
+        modality.predict_batch([picture], picture_checks=[None, None])

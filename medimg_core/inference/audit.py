@@ -22,7 +22,6 @@ printed or logged raw; pydicom's warnings (which may quote a value) are silenced
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import os
 import secrets
@@ -42,6 +41,8 @@ from ..data.duplicates import DEFAULT_MAX_DISTANCE, perceptual_hashes
 from .audit_files import IMAGE_FORMATS, discover, file_format, item_bytes
 from ..io.imaging import ImageReadError, read_image, to_model_input, to_uint8
 from ..tasks import TaskSpec
+from .picture_check import not_a_scan
+from .prediction import Prediction
 
 DEFAULT_BATCH_SIZE = 256  # images per model call in the predict stage
 DECODE_BLOCK = 128  # files per decode task (fewer for a small audit, so that every worker has some)
@@ -97,7 +98,7 @@ def decode_item(item: dict, side: int, fit: str, salt: bytes) -> dict:
         if row["format"] == "DICOM":
             row.update(header_columns(read_dicom_header(data)), study=study_hash(data, salt))
         picture = read_image(data)
-        row["picture_note"] = picture_note(picture)
+        row["picture_note"] = not_a_scan(picture)  # on the full-size picture, as `medimg predict` checks it
         image = to_model_input(picture, side, fit=fit)
     except ImageReadError as err:
         row.update(error=str(err), verdict=error_verdict(row["format"], data))
@@ -107,16 +108,6 @@ def decode_item(item: dict, side: int, fit: str, salt: bytes) -> dict:
         row["image"] = image.astype(np.float32).tobytes()
         row["phash"] = f"{int(perceptual_hashes(to_uint8(image)[None])[0]):016x}"
     return row
-
-
-def picture_note(picture: np.ndarray) -> str | None:
-    """Why the full-size picture cannot be a scan (picture_check.not_a_scan), or None; None where this version of
-    the library has no picture check."""
-    try:
-        from .picture_check import not_a_scan
-    except ImportError:
-        return None
-    return not_a_scan(picture)
 
 
 def decode_batch(batch: pa.Table, side: int, fit: str, salt: bytes) -> pa.Table:
@@ -163,19 +154,12 @@ class Predictor:
         readable = [r for r in rows if r["image"] is not None]
         images = [np.frombuffer(r["image"], np.float32).reshape(self.side, self.side) for r in readable]
         headers = [row_header(r) for r in readable]
-        for row, header, pred in zip(readable, headers, self.predict(images, headers)):
-            row.update(prediction_columns(pred, row["picture_note"]))
+        checks = [r["picture_note"] for r in readable]  # the full-size picture's check, as `medimg predict` makes it
+        preds = self.clf.predict_batch(images, headers=headers, picture_checks=checks) if readable else []
+        for row, header, pred in zip(readable, headers, preds):
+            row.update(prediction_columns(pred))
             row.update(header_check_columns(None if row["picture_note"] else header, self.clf.spec, pred))
         return pa.Table.from_pylist(rows, schema=ROW_SCHEMA)
-
-    def predict(self, images: list[np.ndarray], headers: list[DicomHeader | None]) -> list:
-        """predict_batch over the model inputs, with each file's DICOM header where the Classifier takes headers
-        (the header then joins the pixels in the verdict, as in `medimg predict`)."""
-        if not images:
-            return []
-        if "headers" in inspect.signature(self.clf.predict_batch).parameters:
-            return self.clf.predict_batch(images, headers=headers)
-        return self.clf.predict_batch(images)
 
 
 def predictor_for(task: str, model: str | None) -> type[Predictor]:
@@ -183,16 +167,12 @@ def predictor_for(task: str, model: str | None) -> type[Predictor]:
     return type("Predictor", (Predictor,), {"TASK": task, "MODEL": model, "__module__": __name__})
 
 
-def prediction_columns(pred, picture: str | None = None) -> dict:
-    """A Prediction's columns, read defensively (`closest`, `decided_by` and `reason` are newer fields). picture: the
-    full-size picture check's refusal, which rules (the model saw only its model-size copy)."""
-    label = pred.label if pred.in_distribution and not picture else None
-    return {"verdict": RECOGNISED if label is not None else NOT_RECOGNISED, "label": label,
-            "closest": getattr(pred, "closest", None) or pred.label, "confidence": pred.confidence,
-            "in_distribution": label is not None, "rejection_score": pred.ood_score,
-            "other_probability": getattr(pred, "other_probability", None),
-            "decided_by": "pixels" if picture else getattr(pred, "decided_by", "pixels"),
-            "reason": picture or getattr(pred, "reason", None)}
+def prediction_columns(pred: Prediction) -> dict:
+    """A Prediction's columns."""
+    return {"verdict": RECOGNISED if pred.in_distribution else NOT_RECOGNISED, "label": pred.label,
+            "closest": pred.closest or pred.label, "confidence": pred.confidence,
+            "in_distribution": pred.in_distribution, "rejection_score": pred.ood_score,
+            "other_probability": pred.other_probability, "decided_by": pred.decided_by, "reason": pred.reason}
 
 
 def row_header(row: dict) -> DicomHeader | None:

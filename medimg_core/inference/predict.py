@@ -87,12 +87,16 @@ class Classifier:
         return outputs(torch.cat(logits), torch.cat(feats), len(self.classes), self.temperature, self.ood)
 
     def predict_batch(self, images: Sequence[np.ndarray], tta: bool = False,
-                      headers: Sequence[DicomHeader | None] | None = None) -> list[Prediction]:
+                      headers: Sequence[DicomHeader | None] | None = None,
+                      picture_checks: Sequence[str | None] | None = None) -> list[Prediction]:
         """Predict several images at once: read_image outputs, or any array `as_unit_gray` accepts (HxW or HxWxC
         uint8, uint16, or floats in [0, 1]; the same picture in any of these forms gets the same answer).
 
         tta: see `infer`. headers: each image's DICOM header (None for other files), which joins the pixels in
         the verdict (verdict.py). A picture with no scan in it (picture_check) is not recognised by any task.
+        picture_checks: each image's picture_check.not_a_scan (a sentence, or None where the picture passed), for a
+        caller that ran it on the full-size picture and hands in a model-size copy (the audit); by default it runs
+        here, on the image given.
         Raises ValueError, naming what is accepted, for any other array.
         """
         grays = [as_unit_gray(im) for im in images]
@@ -101,7 +105,11 @@ class Classifier:
         headers = list(headers) if headers is not None else [None] * len(grays)
         if len(headers) != len(grays):
             raise ValueError(f"predict_batch got {len(grays)} images but {len(headers)} headers: give one per image")
-        return [self._prediction(p, s, o, g, h) for p, s, o, g, h in zip(out.probs, out.scores, other, grays, headers)]
+        if picture_checks is None:
+            picture_checks = [not_a_scan(g) for g in grays]
+        elif len(picture_checks) != len(grays):
+            raise ValueError(f"predict_batch got {len(grays)} images but {len(picture_checks)} picture checks")
+        return [self._prediction(*args) for args in zip(out.probs, out.scores, other, picture_checks, headers)]
 
     def predict(self, image: np.ndarray, tta: bool = False, header: DicomHeader | None = None) -> Prediction:
         """Predict one image (see predict_batch); tta=True also looks at its left-right mirror and averages the two
@@ -115,13 +123,14 @@ class Classifier:
             return np.where(probs[:, pos] >= self.operating_threshold, pos, 1 - pos)
         return probs.argmax(1)
 
-    def _prediction(self, probs: np.ndarray, score: float, p_other: float | None, image: np.ndarray,
+    def _prediction(self, probs: np.ndarray, score: float, p_other: float | None, picture_check: str | None,
                     header: DicomHeader | None) -> Prediction:
-        """One image's Prediction: the verdict of its picture, the model's reading and its header (verdict.decide)."""
+        """One image's Prediction: the verdict of its picture check, the model's reading and its header
+        (verdict.decide)."""
         closest = self.classes[int(self.label_indices(probs[None])[0])]
         probabilities = {c: float(p) for c, p in zip(self.classes, probs)}
         other = None if p_other is None else float(p_other)
-        reading = Reading(probabilities, closest, bool(score <= self.ood.threshold), other, not_a_scan(image))
+        reading = Reading(probabilities, closest, bool(score <= self.ood.threshold), other, picture_check)
         verdict = decide(self.spec, reading, header)
         return Prediction(
             label=verdict.label,
