@@ -285,6 +285,17 @@ def test_without_ray_the_command_names_the_install_command(tmp_path):
                                   "pip install 'medimg[audit]'"), done.stdout + done.stderr
 
 
+def test_a_run_from_the_shell_prints_its_summary_and_no_ray_log_lines(tmp_path):
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "scans" / "a.png").write_bytes(png_bytes(np.zeros((64, 64), np.uint8)))
+    done = subprocess.run([sys.executable, "-m", "medimg_core", "audit", str(tmp_path / "scans"), "--out",
+                           str(tmp_path / "out"), "--workers", "1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("audited 1 file in "), done.stdout + done.stderr
+    assert not any(word in done.stderr for word in ("core_worker", "Actor with class name", "Warning", "Traceback")), \
+        done.stderr
+
+
 def test_stopping_an_audit_keeps_the_rows_done_so_far(archive, ray_session, tmp_path):
     from medimg_core.inference.audit import run_audit
 
