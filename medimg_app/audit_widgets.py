@@ -19,7 +19,7 @@ from .widgets import EMPTY_CELL
 
 GALLERY = 12  # disagreements shown with a thumbnail
 TABLE_COLUMNS = ["path", "verdict", "label", "confidence", "closest", "modality", "body_part", "header_note", "study",
-                 "group", "group_size", "flags", "format", "size", "error"]
+                 "identical", "group", "group_size", "flags", "format", "size", "error"]
 
 
 def audit_stamp(folder: str) -> int:
@@ -47,8 +47,10 @@ def summary_section(summary: dict) -> None:
         cell.metric(verdict, f"{n:,}")
     flags, dup = summary["flags"], summary["duplicates"]
     mixed = sum(1 for s in summary["studies"] if s["agrees"] is False)
+    identical = (f"**{dup['identical_groups']:,}** groups of identical files (**{dup['identical_files']:,}** files, "
+                 "the same bytes); " if "identical_groups" in dup else "")  # audits before 2026-12-05 did not count them
     st.markdown(f"**{flags[HEADER_DISAGREES]:,}** files whose DICOM header disagrees with the image; "
-                f"**{len(summary['studies']):,}** studies, **{mixed:,}** whose images disagree; "
+                f"**{len(summary['studies']):,}** studies, **{mixed:,}** whose images disagree; {identical}"
                 f"**{dup['groups']:,}** groups of copies or near copies (**{dup['files']:,}** files, pHash within "
                 f"{dup['max_distance']} bits).")
     if summary.get("seconds"):
@@ -104,9 +106,9 @@ def filter_choices(rows: pd.DataFrame) -> tuple[list[str], list[str], list[str]]
     verdicts = left.multiselect("Verdict", VERDICTS, key="audit_verdicts", placeholder="all verdicts")
     kinds = middle.multiselect("Kind", sorted(kind_column(rows).unique()), key="audit_kinds", placeholder="all kinds")
     flags = right.multiselect("Flag", FLAGS, key="audit_flags", placeholder="any flag or none",
-                              help="Files with every chosen flag: header disagrees (DICOM header vs image), copy "
-                                   "(in a group of copies or near copies), study disagrees (its study's images do "
-                                   "not agree).")
+                              help="Files with every chosen flag: header disagrees (DICOM header vs image), "
+                                   "identical file (another file of the audit has the same bytes), copy (in a group "
+                                   "of copies or near copies), study disagrees (its study's images do not agree).")
     return verdicts, kinds, flags
 
 
@@ -116,4 +118,6 @@ def files_table(rows: pd.DataFrame, total: int) -> None:
     st.caption(f"{len(rows):,} of {total:,} files.")
     st.dataframe(shown, hide_index=True, key="audit_files", placeholder=EMPTY_CELL, column_config={
         "confidence": st.column_config.NumberColumn("confidence", format="percent"),
-        "size": st.column_config.NumberColumn("size (bytes)", format="localized")})
+        "size": st.column_config.NumberColumn("size (bytes)", format="localized"),
+        "identical": st.column_config.NumberColumn("same bytes", help="Files of the audit with exactly this file's "
+                                                   "bytes, itself included.")})

@@ -66,6 +66,7 @@ def test_the_page_shows_the_counts_per_verdict(audit_folder):
     assert {m.label: m.value for m in at.metric} == {"recognised": "3", "not recognised": "0", "not an image": "1",
                                                      "unreadable": "1"}
     assert "**2** files whose DICOM header disagrees with the image" in at.markdown[0].value
+    assert "**0** groups of identical files (**0** files, the same bytes)" in at.markdown[0].value
 
 
 def test_the_crosstab_counts_files_per_header_modality_and_kind(audit_folder):

@@ -21,7 +21,7 @@ from PIL import Image, ImageEnhance
 
 from medimg_core.inference.audit_files import discover, file_format
 from medimg_core.cli.audit import add_audit_parser, cmd_audit
-from medimg_core.inference.audit_summary import (COPY, FILES, HEADER_DISAGREES, NOT_AN_IMAGE, NOT_RECOGNISED, PARTS,
+from medimg_core.inference.audit_summary import (COPY, FILES, HEADER_DISAGREES, IDENTICAL, NOT_AN_IMAGE, NOT_RECOGNISED, PARTS,
                                                  RECOGNISED, ROW_SCHEMA, STUDY_DISAGREES, SUMMARY, UNREADABLE, counted,
                                                  read_audit, summary_lines, write_part)
 from medimg_core import read_image, to_model_input
@@ -134,9 +134,11 @@ def test_the_audit_runs_and_prints_its_summary(audited):
 
 def test_the_printed_summary_counts_one_of_a_thing_in_the_singular(tmp_path):
     summary = {"verdicts": {RECOGNISED: 1}, "flags": {HEADER_DISAGREES: 1}, "studies": [{"agrees": True}],
-               "duplicates": {"groups": 1, "files": 2, "max_distance": 4}, "damaged_parts": 1}
+               "duplicates": {"groups": 1, "files": 2, "max_distance": 4, "identical_groups": 1, "identical_files": 2},
+               "damaged_parts": 1}
     text = "\n".join(summary_lines(summary, tmp_path))
     assert "1 file whose DICOM header disagrees" in text and "1 study," in text and "1 group of copies" in text
+    assert "1 group of identical files (2 files, the same bytes)" in text
     assert "1 part file could not be read and is left out" in text
     assert (counted(2, "study", "studies"), counted(1_024, "file")) == ("2 studies", "1,024 files")
 
@@ -197,6 +199,27 @@ def test_exact_and_near_copies_share_a_group_id(audited, archive):
         | {f"{archive.path('series.zip')}/study-a/hand-as-head-ct.dcm"}
     assert rows.loc[archive.path("xrays/hand-copy.jpeg"), "group_size"] == 4 and COPY in hand["flags"]
     assert pd.isna(rows.loc[archive.path("notes.txt"), "group"])  # no image, no group
+
+
+def test_identical_files_are_counted_apart_from_near_copies(audited, archive):
+    rows = audited.rows
+    for name in ("xrays/hand.jpeg", "xrays/hand-copy.jpeg"):
+        assert rows.loc[archive.path(name), "identical"] == 2 and IDENTICAL in rows.loc[archive.path(name), "flags"]
+    resaved = rows.loc[archive.path("xrays/hand-resaved.jpg")]
+    assert resaved["identical"] == 1 and IDENTICAL not in resaved["flags"] and COPY in resaved["flags"]
+    assert rows.loc[archive.path("notes.txt"), "identical"] == 1  # any file with bytes: not only images
+    dup = audited.audit.summary["duplicates"]
+    assert (dup["identical_groups"], dup["identical_files"]) == (1, 2)
+    assert "1 group of identical files (2 files, the same bytes)" in audited.printed
+
+
+def test_a_files_digest_is_salted_so_it_cannot_find_a_known_file(audited, archive, scans):
+    import hashlib
+
+    digest = audited.rows.loc[archive.path("xrays/hand.jpeg"), "digest"]
+    assert len(digest) == 16 and digest not in {hashlib.blake2b(scans["Hand"], digest_size=8).hexdigest(),
+                                                 hashlib.sha256(scans["Hand"]).hexdigest()[:16],
+                                                 hashlib.md5(scans["Hand"]).hexdigest()[:16]}
 
 
 def test_no_identifying_field_appears_in_any_output_file_or_printed_line(audited):
@@ -350,3 +373,12 @@ def test_a_picture_without_a_scan_is_refused_for_the_reason_predict_gives(tmp_pa
     row = predictor(decoded).to_pylist()[0]
     expected = load_classifier("modality").predict(read_image(path))
     assert (row["verdict"], row["label"], row["reason"]) == (NOT_RECOGNISED, None, expected.reason)
+
+
+def test_an_audit_written_before_digests_were_kept_still_opens(audited, tmp_path):
+    older = tmp_path / "older"
+    older.mkdir()
+    pq.write_table(pq.read_table(audited.out / FILES).drop(["digest", "identical"]), older / FILES)
+    audit = read_audit(older)
+    assert len(audit.rows) == len(audited.rows) and audit.rows["identical"].isna().all()
+    assert audit.summary["duplicates"]["identical_files"] == 0

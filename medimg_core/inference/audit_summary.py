@@ -29,8 +29,8 @@ LIST_LIMIT = 1000  # longest list (disagreements, not medical, errors) kept in s
 
 RECOGNISED, NOT_RECOGNISED, NOT_AN_IMAGE, UNREADABLE = "recognised", "not recognised", "not an image", "unreadable"
 VERDICTS = (RECOGNISED, NOT_RECOGNISED, NOT_AN_IMAGE, UNREADABLE)
-HEADER_DISAGREES, COPY, STUDY_DISAGREES = "header disagrees", "copy", "study disagrees"
-FLAGS = (HEADER_DISAGREES, COPY, STUDY_DISAGREES)
+HEADER_DISAGREES, IDENTICAL, COPY, STUDY_DISAGREES = "header disagrees", "identical file", "copy", "study disagrees"
+FLAGS = (HEADER_DISAGREES, IDENTICAL, COPY, STUDY_DISAGREES)
 NO_HEADER = "no DICOM header"
 
 ROW_SCHEMA = pa.schema([
@@ -42,11 +42,12 @@ ROW_SCHEMA = pa.schema([
     ("study_description", pa.string()), ("series_description", pa.string()), ("view", pa.string()),
     ("spacing_row_mm", pa.float64()), ("spacing_col_mm", pa.float64()), ("header_rows", pa.int64()),
     ("header_columns", pa.int64()), ("header_agrees", pa.bool_()), ("header_note", pa.string()),
-    ("study", pa.string()), ("phash", pa.string()),
+    ("study", pa.string()), ("phash", pa.string()), ("digest", pa.string()),
 ])
-# files.parquet: the rows with their near-duplicate group and its size (null without an image) and their flags
-FILES_SCHEMA = ROW_SCHEMA.append(pa.field("group", pa.int64())).append(pa.field("group_size", pa.int64())) \
-    .append(pa.field("flags", pa.list_(pa.string())))
+# files.parquet: the rows with their near-duplicate group and its size (null without an image), how many files
+# of the audit have the same bytes (null without bytes), and their flags
+FILES_SCHEMA = pa.schema([*ROW_SCHEMA, ("group", pa.int64()), ("group_size", pa.int64()), ("identical", pa.int64()),
+                          ("flags", pa.list_(pa.string()))])
 NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}  # pandas types that keep nulls as <NA>
 
 
@@ -100,12 +101,14 @@ def is_false(column: pd.Series) -> pd.Series:
 def finish_rows(rows: pd.DataFrame, max_distance: int = DEFAULT_MAX_DISTANCE) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows sorted by path with their near-duplicate group and flags added, and the table of studies."""
     rows = rows.sort_values("path", kind="stable").reset_index(drop=True)
-    rows = add_groups(rows, max_distance)
+    rows = add_identical(add_groups(rows, max_distance))
     studies = study_table(rows)
     mixed = set(studies.loc[studies["agrees"].map(lambda a: a is False), "study"])
     flags = []
-    for disagrees, size, study in zip(is_false(rows["header_agrees"]), rows["group_size"].fillna(0), rows["study"]):
-        found = ((HEADER_DISAGREES, disagrees), (COPY, size > 1), (STUDY_DISAGREES, study in mixed))
+    for disagrees, same, size, study in zip(is_false(rows["header_agrees"]), rows["identical"].fillna(0),
+                                            rows["group_size"].fillna(0), rows["study"]):
+        found = ((HEADER_DISAGREES, disagrees), (IDENTICAL, same > 1), (COPY, size > 1),
+                 (STUDY_DISAGREES, study in mixed))
         flags.append([flag for flag, on in found if on])
     return rows.assign(flags=flags), studies
 
@@ -120,6 +123,13 @@ def add_groups(rows: pd.DataFrame, max_distance: int) -> pd.DataFrame:
     size = pd.array([pd.NA] * len(rows), dtype="Int64")
     group[has], size[has] = ids, np.bincount(ids)[ids] if len(ids) else ids
     return rows.assign(group=group, group_size=size)
+
+
+def add_identical(rows: pd.DataFrame) -> pd.DataFrame:
+    """How many files of the audit have each row's exact bytes (its salted digest), itself included; <NA> for a
+    row without bytes (and for every row of an audit made before digests were kept)."""
+    counts = rows.groupby("digest")["digest"].transform("size")
+    return rows.assign(identical=pd.array(counts.where(rows["digest"].notna()), dtype="Int64"))
 
 
 def study_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +189,9 @@ def build_summary(rows: pd.DataFrame, studies: pd.DataFrame, meta: dict) -> dict
         "crosstab": {"header": table.index.tolist(), "predicted": table.columns.tolist(),
                      "counts": table.to_numpy().tolist()},
         "duplicates": {"max_distance": meta.get("max_distance", DEFAULT_MAX_DISTANCE),
-                       "groups": int((sizes > 1).sum()), "files": int(sizes[sizes > 1].sum())},
+                       "groups": int((sizes > 1).sum()), "files": int(sizes[sizes > 1].sum()),
+                       "identical_groups": int(rows.loc[rows["identical"].fillna(0) > 1, "digest"].nunique()),
+                       "identical_files": int((rows["identical"].fillna(0) > 1).sum())},
         "studies": records(studies),
         "disagreements_total": len(disagreements),
         "disagreements": records(disagreements[["path", "modality", "body_part", "verdict", "label", "closest",
@@ -262,8 +274,9 @@ def summary_lines(summary: dict, out: Path) -> list[str]:
     lines = [", ".join(f"{n:,} {name}" for name, n in v.items()),
              f"{counted(f[HEADER_DISAGREES], 'file')} whose DICOM header disagrees with the image; "
              f"{counted(len(summary['studies']), 'study', 'studies')}, {mixed:,} whose images disagree",
-             f"{counted(d['groups'], 'group')} of copies or near copies ({counted(d['files'], 'file')}, pHash within "
-             f"{d['max_distance']} bits)",
+             f"{counted(d['identical_groups'], 'group')} of identical files ({counted(d['identical_files'], 'file')}, "
+             f"the same bytes); {counted(d['groups'], 'group')} of copies or near copies "
+             f"({counted(d['files'], 'file')}, pHash within {d['max_distance']} bits)",
              f"wrote {out / FILES} and {out / SUMMARY}"]
     if summary.get("damaged_parts"):
         n = summary["damaged_parts"]
