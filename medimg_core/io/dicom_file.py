@@ -26,7 +26,8 @@ def is_dicom(head: bytes) -> bool:
 def bare_dataset_start(head: bytes) -> bool:
     """Whether bytes begin as a DICOM dataset written without preamble: a first element of group 0002 or 0008,
     with an explicit value representation (either byte order) or an implicit one (little-endian, a short even
-    length), and a second element, when the bytes reach it, that follows it in the same groups."""
+    length), and a second element, when the bytes reach it, that comes after it in one of the groups a dataset
+    opens with (file meta, identification, patient, acquisition, position, image)."""
     if len(head) < 8:
         return False
     for order in "<>":
