@@ -21,9 +21,9 @@ from PIL import Image, ImageEnhance
 
 from medimg_core.inference.audit_files import discover, file_format
 from medimg_core.cli.audit import add_audit_parser, cmd_audit
-from medimg_core.inference.audit_summary import (COPY, FILES, HEADER_DISAGREES, IDENTICAL, NOT_AN_IMAGE, NOT_RECOGNISED, PARTS,
-                                                 RECOGNISED, ROW_SCHEMA, STUDY_DISAGREES, SUMMARY, UNREADABLE, counted,
-                                                 read_audit, summary_lines, write_part)
+from medimg_core.inference.audit_summary import (COPY, FILES, HEADER_DISAGREES, IDENTICAL, NOT_AN_IMAGE,
+                                                 NOT_RECOGNISED, PARTS, RECOGNISED, ROW_SCHEMA, STUDY_DISAGREES,
+                                                 SUMMARY, UNREADABLE, counted, read_audit, summary_lines, write_part)
 from medimg_core import read_image, to_model_input
 from medimg_core.data.duplicates import hamming, perceptual_hashes
 from medimg_core.io.imaging import to_uint8
