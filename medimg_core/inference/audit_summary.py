@@ -181,6 +181,7 @@ def build_summary(rows: pd.DataFrame, studies: pd.DataFrame, meta: dict) -> dict
     disagreements = rows[is_false(rows["header_agrees"])]
     not_medical = rows[not_medical_rows(rows)]
     errors = rows[rows["error"].notna()]
+    identical = rows["identical"].fillna(0) > 1
     return {
         **meta,
         "rows": len(rows),
@@ -190,8 +191,8 @@ def build_summary(rows: pd.DataFrame, studies: pd.DataFrame, meta: dict) -> dict
                      "counts": table.to_numpy().tolist()},
         "duplicates": {"max_distance": meta.get("max_distance", DEFAULT_MAX_DISTANCE),
                        "groups": int((sizes > 1).sum()), "files": int(sizes[sizes > 1].sum()),
-                       "identical_groups": int(rows.loc[rows["identical"].fillna(0) > 1, "digest"].nunique()),
-                       "identical_files": int((rows["identical"].fillna(0) > 1).sum())},
+                       "identical_groups": int(rows.loc[identical, "digest"].nunique()),
+                       "identical_files": int(identical.sum())},
         "studies": records(studies),
         "disagreements_total": len(disagreements),
         "disagreements": records(disagreements[["path", "modality", "body_part", "verdict", "label", "closest",

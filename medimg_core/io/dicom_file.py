@@ -13,6 +13,7 @@ import struct
 
 VALUE_REPRESENTATIONS = {vr.encode() for vr in (
     "AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV").split()}
+LONG_FORM = {vr.encode() for vr in "OB OD OF OL OV OW SQ UC UN UR UT UV".split()}  # 2 reserved bytes, 4-byte length
 FIRST_GROUPS = (0x0002, 0x0008)  # a dataset opens with its file meta or its identification group
 HEAD_BYTES = 132  # enough to see the preamble's 'DICM', or the first elements of a bare dataset
 
@@ -20,7 +21,12 @@ HEAD_BYTES = 132  # enough to see the preamble's 'DICM', or the first elements o
 def is_dicom(head: bytes) -> bool:
     """Whether a file's first bytes (HEAD_BYTES of them suffice) are a DICOM file's: 'DICM' after the preamble, or
     a bare dataset's first elements (bare_dataset_start)."""
-    return head[128:132] == b"DICM" or bare_dataset_start(head)
+    return has_preamble(head) or bare_dataset_start(head)
+
+
+def has_preamble(head: bytes) -> bool:
+    """Whether a file's first bytes are the standard's: 128 bytes of preamble, then 'DICM'."""
+    return head[128:132] == b"DICM"
 
 
 def bare_dataset_start(head: bytes) -> bool:
@@ -35,9 +41,7 @@ def bare_dataset_start(head: bytes) -> bool:
         if group not in FIRST_GROUPS:
             continue
         if head[4:6] in VALUE_REPRESENTATIONS:
-            long_form = head[4:6] in (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT",
-                                      b"UV")
-            if long_form:
+            if head[4:6] in LONG_FORM:
                 return True
             start = 8 + struct.unpack(order + "H", head[6:8])[0]
         elif order == "<":
@@ -67,7 +71,7 @@ def read_dataset(data: bytes, **kwargs):
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-    bare = data[128:132] != b"DICM"
+    bare = not has_preamble(data)
     ds = pydicom.dcmread(io.BytesIO(data), force=bare, **kwargs)
     if bare and "TransferSyntaxUID" not in (getattr(ds, "file_meta", None) or {}):
         implicit, little = ds.original_encoding

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .dicom_errors import element_sentence, malformed_element, pixel_data_problem, undecodable
-from .dicom_file import is_dicom, read_dataset
+from .dicom_file import HEAD_BYTES, is_dicom, read_dataset
 
 MAX_BYTES = 64 * 1024 * 1024  # largest file we read
 MAX_PIXELS = 50_000_000  # largest decoded frame (e.g. 7000 x 7000)
@@ -171,7 +171,7 @@ def _unit_floats(array: np.ndarray) -> np.ndarray:
 def sniff_format(data: bytes) -> str:
     """Name the file's format from its first bytes, not from its name."""
     head = data[:1024].lstrip()
-    if is_dicom(data[:132]):
+    if is_dicom(data[:HEAD_BYTES]):
         return "dicom"
     if head.startswith(b"%PDF"):
         return "pdf"
