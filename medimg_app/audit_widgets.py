@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from medimg_core.inference.audit_summary import (FILES, FLAGS, HEADER_DISAGREES, PARTS, VERDICTS, Audit, kind_column,
-                                                 read_audit)
+from medimg_core.inference.audit_summary import (FILES, FLAGS, HEADER_DISAGREES, PARTS, VERDICTS, Audit,
+                                                 duplicates_sentence, kind_column, read_audit)
 from medimg_core.io.imaging import ImageReadError, read_image, to_uint8
 
 from .widgets import EMPTY_CELL
@@ -48,12 +48,9 @@ def summary_section(summary: dict) -> None:
         cell.metric(verdict, f"{n:,}")
     flags, dup = summary["flags"], summary["duplicates"]
     mixed = sum(1 for s in summary["studies"] if s["agrees"] is False)
-    identical = (f"**{dup['identical_groups']:,}** groups of identical files (**{dup['identical_files']:,}** files, "
-                 "the same bytes); " if "identical_groups" in dup else "")  # audits before 2026-12-05 lack them
     st.markdown(f"**{flags[HEADER_DISAGREES]:,}** files whose DICOM header disagrees with the image; "
-                f"**{len(summary['studies']):,}** studies, **{mixed:,}** whose images disagree; {identical}"
-                f"**{dup['groups']:,}** groups of copies or near copies (**{dup['files']:,}** files, pHash within "
-                f"{dup['max_distance']} bits).")
+                f"**{len(summary['studies']):,}** studies, **{mixed:,}** whose images disagree; "
+                f"{duplicates_sentence(dup, bold=True)}.")
     if summary.get("seconds"):
         st.caption(f"{summary.get('files', summary['rows']):,} files, task {summary.get('task')} "
                    f"({summary.get('model')}), {summary.get('workers')} workers, {summary['seconds']:.0f} s on "

@@ -23,7 +23,8 @@ from medimg_core.inference.audit_files import discover, file_format
 from medimg_core.cli.audit import add_audit_parser, cmd_audit
 from medimg_core.inference.audit_summary import (COPY, FILES, HEADER_DISAGREES, IDENTICAL, NOT_AN_IMAGE,
                                                  NOT_RECOGNISED, PARTS, RECOGNISED, ROW_SCHEMA, STUDY_DISAGREES,
-                                                 SUMMARY, UNREADABLE, counted, read_audit, summary_lines, write_part)
+                                                 SUMMARY, UNREADABLE, counted, duplicates_sentence, read_audit,
+                                                 summary_lines, write_part)
 from medimg_core import read_image, to_model_input
 from medimg_core.data.duplicates import hamming, perceptual_hashes
 from medimg_core.io.imaging import to_uint8
@@ -382,3 +383,10 @@ def test_an_audit_written_before_digests_were_kept_still_opens(audited, tmp_path
     audit = read_audit(older)
     assert len(audit.rows) == len(audited.rows) and audit.rows["identical"].isna().all()
     assert audit.summary["duplicates"]["identical_files"] == 0
+
+
+def test_the_duplicates_sentence_of_an_older_summary_names_the_copies_alone():
+    older = {"groups": 3, "files": 7, "max_distance": 4}  # a summary.json written before identical files were counted
+    assert duplicates_sentence(older) == "3 groups of copies or near copies (7 files, pHash within 4 bits)"
+    assert duplicates_sentence({**older, "identical_groups": 1, "identical_files": 2}, bold=True).startswith(
+        "**1** group of identical files (**2** files, the same bytes); **3** groups")

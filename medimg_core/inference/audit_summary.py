@@ -275,9 +275,7 @@ def summary_lines(summary: dict, out: Path) -> list[str]:
     lines = [", ".join(f"{n:,} {name}" for name, n in v.items()),
              f"{counted(f[HEADER_DISAGREES], 'file')} whose DICOM header disagrees with the image; "
              f"{counted(len(summary['studies']), 'study', 'studies')}, {mixed:,} whose images disagree",
-             f"{counted(d['identical_groups'], 'group')} of identical files ({counted(d['identical_files'], 'file')}, "
-             f"the same bytes); {counted(d['groups'], 'group')} of copies or near copies "
-             f"({counted(d['files'], 'file')}, pHash within {d['max_distance']} bits)",
+             duplicates_sentence(d),
              f"wrote {out / FILES} and {out / SUMMARY}"]
     if summary.get("damaged_parts"):
         n = summary["damaged_parts"]
@@ -288,3 +286,15 @@ def summary_lines(summary: dict, out: Path) -> list[str]:
 def counted(n: int, one: str, many: str | None = None) -> str:
     """'1 file', '2 files', '1,024 studies': a count with its noun in the right number."""
     return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def duplicates_sentence(duplicates: dict, bold: bool = False) -> str:
+    """The identical files and the copies or near copies an audit found, in words (numbers in Markdown bold with
+    `bold`); audits written before the identical-files count (2026-12-05) give the copies alone."""
+    def n(count: int, one: str) -> str:
+        return counted(count, one).replace(f"{count:,}", f"**{count:,}**", 1) if bold else counted(count, one)
+    d = duplicates
+    identical = (f"{n(d['identical_groups'], 'group')} of identical files ({n(d['identical_files'], 'file')}, the same "
+                 "bytes); " if "identical_groups" in d else "")
+    return (f"{identical}{n(d['groups'], 'group')} of copies or near copies ({n(d['files'], 'file')}, pHash within "
+            f"{d['max_distance']} bits)")
