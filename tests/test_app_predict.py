@@ -154,7 +154,7 @@ def test_broken_file_error_stays_beside_it_and_the_rest_works(samples):
     assert table["label"][2].startswith("not recognised (closest: ") and table["decided_by"][2] == "pixels"
     assert table["thumbnail"][0].startswith("data:image/png;base64,")
     assert [e.value for e in at.error] == [
-        "**bad.png**: This file is not an image we can read (JPEG, PNG, BMP, TIFF, WebP, GIF or DICOM)."]
+        "**bad.png**: This file is not an image we can read (JPEG, PNG, BMP, TIFF, WebP, GIF, JPEG 2000 or DICOM)."]
     assert at.get("download_button")[0].key == "download_csv"
     assert any("Choose a row" in i.value for i in at.info)
 

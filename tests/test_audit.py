@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import io
 import json
+import struct
 import subprocess
 import sys
 import zipfile
@@ -258,6 +260,13 @@ def test_file_formats_are_named_from_their_first_bytes(archive):
     assert file_format(b"plain words") == "unknown"
     assert file_format(b"%!PS-Adobe-3.0 EPSF-3.0\n") == "EPS"
     assert file_format(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic") == "HEIC"
+
+
+def test_a_nifti_volume_is_an_image_that_cannot_be_read_not_a_document():
+    from medimg_core.inference.audit import error_verdict
+
+    volume = gzip.compress(struct.pack("<i", 348) + bytes(340) + b"n+1\0" + bytes(4 + 64 * 64))
+    assert file_format(volume) == "NIfTI" and error_verdict("NIfTI", volume) == UNREADABLE
 
 
 def test_a_stopped_audit_stays_readable_from_its_parts(tmp_path):

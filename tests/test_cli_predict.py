@@ -1,8 +1,11 @@
 """The predict command on files, folders and zip archives: a line per image, and an exit status that tells."""
 from __future__ import annotations
 
+import io
 import json
 import zipfile
+
+from PIL import Image
 
 from medimg_core.cli.main import main
 from tests.imagegen import bare_dicom, dicom_of
@@ -34,7 +37,7 @@ def test_a_folder_without_images_exits_non_zero_with_one_sentence(tmp_path, caps
     (tmp_path / "docs" / "readme.txt").write_text("nothing to see")
     assert main(["predict", "--task", "modality", str(tmp_path / "docs")]) == 1
     assert capsys.readouterr().out.strip() == f"{tmp_path / 'docs'}: error: {tmp_path / 'docs'} holds no images " \
-                                              "(.bmp, .dcm, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp, or DICOM " \
+                                              "(.bmp, .dcm, .gif, .j2k, .jp2, .jpeg, .jpg, .png, .tif, .tiff, .webp, or DICOM " \
                                               "files without a suffix)."
 
 
@@ -122,3 +125,12 @@ def test_the_summary_names_the_files_of_a_folder_that_were_skipped(samples, tmp_
     assert main(["predict", "--task", "modality", str(tmp_path / "scans")]) == 0
     assert capsys.readouterr().err.strip().endswith(
         "; 1 other file in the folders and zips skipped, not images by its name (notes.txt)")
+
+
+def test_a_jpeg_2000_file_in_a_folder_is_read_not_skipped(samples, tmp_path, capsys):
+    (tmp_path / "scans").mkdir()
+    hand = Image.open(io.BytesIO(samples.hand_like_png()))
+    hand.save(tmp_path / "scans" / "hand.jp2")
+    assert main(["predict", "--task", "modality", str(tmp_path / "scans")]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{tmp_path / 'scans' / 'hand.jp2'}: ") and "skipped" not in err

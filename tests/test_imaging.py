@@ -1,6 +1,7 @@
 """read_image: every format a person may drag in, and a clear error for every broken file."""
 from __future__ import annotations
 
+import gzip
 import io
 import struct
 import zlib
@@ -102,6 +103,29 @@ def _png_with_size(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     chunk = b"IHDR" + ihdr
     return raw[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + raw[33:]
+
+
+def _nifti(version: int = 1) -> bytes:
+    """The start of a NIfTI volume: its header size field and magic string (what a .nii file begins with)."""
+    if version == 1:
+        return struct.pack("<i", 348) + bytes(340) + b"n+1\0" + bytes(4) + bytes(64 * 64)
+    return struct.pack("<i", 540) + b"n+2\0\r\n\x1a\n" + bytes(532) + bytes(64 * 64)
+
+
+@pytest.mark.parametrize("data", [_nifti(1), _nifti(2), gzip.compress(_nifti(1))], ids=["nii", "nifti2", "nii.gz"])
+def test_a_nifti_volume_is_named_and_not_called_an_archive(data):
+    with pytest.raises(ImageReadError, match=r"^NIfTI volumes \(\.nii, \.nii\.gz\) are not supported"):
+        read_image(data)
+
+
+def test_a_plain_gzip_file_is_still_called_an_archive():
+    with pytest.raises(ImageReadError, match="compressed \\(gzip\\) archive"):
+        read_image(gzip.compress(b"a text file, not a volume" * 20))
+
+
+def test_a_jpeg_2000_file_reads_as_the_same_picture():
+    picture = gradient(64)
+    assert np.array_equal(read_image(encode(Image.fromarray(picture), "JPEG2000")), picture.astype(np.float32) / 255)
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,15 @@ from pathlib import Path
 
 from .audit_summary import AuditError
 from ..io.folders import is_hidden
-from ..io.imaging import MAX_BYTES, ImageReadError, _read_bytes, sniff_format
+from ..io.formats import sniff_format
+from ..io.imaging import MAX_BYTES, ImageReadError, _read_bytes
 
 MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"), (b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
          (b"MM\x00*", "TIFF"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\xffO\xffQ", "JPEG 2000"))
 SNIFFED = {"dicom": "DICOM", "pdf": "PDF", "svg": "SVG", "html": "HTML", "zip": "zip", "gzip": "gzip", "eps": "EPS",
-           "heic": "HEIC", "avif": "AVIF"}  # a name for every kind imaging.sniff_format tells apart
-IMAGE_FORMATS = {"DICOM", "JPEG", "PNG", "GIF", "BMP", "TIFF", "WebP", "JPEG 2000", "HEIC",
-                 "AVIF"}  # formats of images: one that cannot be read is "unreadable", not "not an image"
+           "heic": "HEIC", "avif": "AVIF", "nifti": "NIfTI"}  # a name for every kind formats.sniff_format tells apart
+IMAGE_FORMATS = {"DICOM", "JPEG", "PNG", "GIF", "BMP", "TIFF", "WebP", "JPEG 2000", "HEIC", "AVIF",
+                 "NIfTI"}  # formats of images: one that cannot be read is "unreadable", not "not an image"
 
 
 def discover(paths: list[Path]) -> list[dict]:

@@ -20,7 +20,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .dicom_file import HEAD_BYTES, read_dataset
-from .imaging import ImageReadError, ImageSource, Window, _read_bytes, dicom_window, sniff_format
+from .formats import sniff_format
+from .imaging import ImageReadError, ImageSource, Window, _read_bytes, dicom_window
 
 # the only elements ever read from a file (pydicom adds SpecificCharacterSet to decode the text)
 ALLOWED_TAGS = ("Modality", "BodyPartExamined", "StudyDescription", "SeriesDescription", "ViewPosition",

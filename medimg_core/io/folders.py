@@ -21,9 +21,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .dicom_file import HEAD_BYTES
-from .imaging import ImageReadError, read_image, sniff_format, to_model_input, to_uint8
+from .formats import sniff_format
+from .imaging import ImageReadError, read_image, to_model_input, to_uint8
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".jp2", ".j2k", ".dcm"}
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 MANIFEST = "manifest.csv"
 Progress = Callable[[int, int], None]  # (done, total) in bytes or items; total 0 = unknown

@@ -19,12 +19,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .dicom_errors import element_sentence, malformed_element, pixel_data_problem, undecodable
-from .dicom_file import HEAD_BYTES, is_dicom, read_dataset
+from .dicom_file import read_dataset
+from .formats import UNSUPPORTED, sniff_format
 
 MAX_BYTES = 64 * 1024 * 1024  # largest file we read
 MAX_PIXELS = 50_000_000  # largest decoded frame (e.g. 7000 x 7000)
 
-SUPPORTED = "JPEG, PNG, BMP, TIFF, WebP, GIF or DICOM"
+SUPPORTED = "JPEG, PNG, BMP, TIFF, WebP, GIF, JPEG 2000 or DICOM"
 ImageSource = str | Path | bytes | bytearray | BinaryIO
 
 
@@ -46,8 +47,8 @@ def read_image(source: ImageSource) -> np.ndarray:
     kind = sniff_format(data)
     if kind == "dicom":
         return _decode_dicom(data)
-    if kind in _UNSUPPORTED:
-        raise ImageReadError(_UNSUPPORTED[kind])
+    if kind in UNSUPPORTED:
+        raise ImageReadError(UNSUPPORTED[kind])
     try:
         return _decode_pillow(data)
     except ImageReadError:
@@ -166,45 +167,6 @@ def _unit_floats(array: np.ndarray) -> np.ndarray:
     if low < 0 or high > 1:
         array = np.clip(array, 0.0, 1.0)
     return array.astype(np.float32, copy=False)
-
-
-def sniff_format(data: bytes) -> str:
-    """Name the file's format from its first bytes, not from its name."""
-    head = data[:1024].lstrip()
-    if is_dicom(data[:HEAD_BYTES]):
-        return "dicom"
-    if head.startswith(b"%PDF"):
-        return "pdf"
-    low = head[:512].lower()
-    if low.startswith(b"<svg") or (low.startswith(b"<?xml") and b"<svg" in data[:4096].lower()):
-        return "svg"
-    if low.startswith((b"<!doctype html", b"<html")):
-        return "html"
-    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        return "zip"
-    if data[:3] == b"\x1f\x8b\x08":
-        return "gzip"
-    if head.startswith(b"%!PS") or data[:4] == b"\xc5\xd0\xd3\xc6":  # PostScript / EPS (DOS binary EPS header)
-        return "eps"
-    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
-        return HEIF_BRANDS[data[8:12]]
-    return "raster"
-
-
-HEIF_BRANDS = {b"heic": "heic", b"heix": "heic", b"hevc": "heic", b"heim": "heic", b"heis": "heic", b"mif1": "heic",
-               b"msf1": "heic", b"avif": "avif", b"avis": "avif"}  # the ISO base media file's major brand
-
-
-_UNSUPPORTED = {
-    "pdf": "PDF documents are not supported: export the page as a PNG or JPEG image first.",
-    "svg": "SVG vector drawings are not supported: upload a PNG, JPEG or DICOM scan instead.",
-    "html": "This is a web page (HTML), not an image.",
-    "zip": "This is a zip archive, not an image: unpack it and upload the images inside.",
-    "gzip": "This is a compressed (gzip) archive, not an image: unpack it first.",
-    "eps": "PostScript and EPS drawings are not supported: export it as a PNG or JPEG image first.",
-    "heic": "HEIC photos (as iPhones take them) are not supported: export or share the photo as JPEG first.",
-    "avif": "AVIF images are not supported: save it as PNG or JPEG first.",
-}
 
 
 def _read_bytes(source: ImageSource) -> bytes:
