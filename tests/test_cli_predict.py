@@ -37,8 +37,8 @@ def test_a_folder_without_images_exits_non_zero_with_one_sentence(tmp_path, caps
     (tmp_path / "docs" / "readme.txt").write_text("nothing to see")
     assert main(["predict", "--task", "modality", str(tmp_path / "docs")]) == 1
     assert capsys.readouterr().out.strip() == f"{tmp_path / 'docs'}: error: {tmp_path / 'docs'} holds no images " \
-                                              "(.bmp, .dcm, .gif, .j2k, .jp2, .jpeg, .jpg, .png, .tif, .tiff, .webp, or DICOM " \
-                                              "files without a suffix)."
+                                              "(.bmp, .dcm, .gif, .j2k, .jp2, .jpeg, .jpg, .png, .tif, .tiff, .webp, " \
+                                              "or DICOM files without a suffix)."
 
 
 def test_a_dicom_tree_of_files_without_suffixes_is_read_but_not_its_index(scans, tmp_path, capsys):
