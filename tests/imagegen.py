@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,14 @@ def encode(image: Image.Image, fmt: str, **save) -> bytes:
 def gradient(h: int = 48, w: int = 64) -> np.ndarray:
     """A left-to-right uint8 ramp, so orientation and scaling are checkable."""
     return np.tile(np.linspace(0, 255, w).astype(np.uint8), (h, 1))
+
+
+def nifti_bytes(version: int = 1) -> bytes:
+    """The start of an empty 64 x 64 NIfTI volume: its header size field and magic string (what a .nii file begins
+    with), NIfTI-1 or NIfTI-2."""
+    if version == 1:
+        return struct.pack("<i", 348) + bytes(340) + b"n+1\0" + bytes(4) + bytes(64 * 64)
+    return struct.pack("<i", 540) + b"n+2\0\r\n\x1a\n" + bytes(532) + bytes(64 * 64)
 
 
 def make_class_folders(root: Path, classes: tuple[str, ...], per_class: int = 4, size: int = 64) -> Path:

@@ -7,7 +7,6 @@ import contextlib
 import gzip
 import io
 import json
-import struct
 import subprocess
 import sys
 import zipfile
@@ -30,7 +29,7 @@ from medimg_core.inference.audit_summary import (COPY, FILES, HEADER_DISAGREES, 
 from medimg_core import read_image, to_model_input
 from medimg_core.data.duplicates import hamming, perceptual_hashes
 from medimg_core.io.imaging import to_uint8
-from tests.imagegen import dicom_bytes, dicom_of, png_bytes
+from tests.imagegen import dicom_bytes, dicom_of, nifti_bytes, png_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME, PATIENT_ID = "Quixotic^Zebediah", "ZX-7741-MARK"  # identifying fields that must appear in no output
@@ -265,7 +264,7 @@ def test_file_formats_are_named_from_their_first_bytes(archive):
 def test_a_nifti_volume_is_an_image_that_cannot_be_read_not_a_document():
     from medimg_core.inference.audit import error_verdict
 
-    volume = gzip.compress(struct.pack("<i", 348) + bytes(340) + b"n+1\0" + bytes(4 + 64 * 64))
+    volume = gzip.compress(nifti_bytes(1))
     assert file_format(volume) == "NIfTI" and error_verdict("NIfTI", volume) == UNREADABLE
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from medimg_core.io.imaging import MAX_BYTES, ImageReadError, read_image, to_model_input
-from tests.imagegen import encode, gradient, png_bytes
+from tests.imagegen import encode, gradient, nifti_bytes, png_bytes
 
 
 def test_grayscale_png_maps_8_bit_to_unit_range():
@@ -105,14 +105,7 @@ def _png_with_size(width: int, height: int) -> bytes:
     return raw[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + raw[33:]
 
 
-def _nifti(version: int = 1) -> bytes:
-    """The start of a NIfTI volume: its header size field and magic string (what a .nii file begins with)."""
-    if version == 1:
-        return struct.pack("<i", 348) + bytes(340) + b"n+1\0" + bytes(4) + bytes(64 * 64)
-    return struct.pack("<i", 540) + b"n+2\0\r\n\x1a\n" + bytes(532) + bytes(64 * 64)
-
-
-@pytest.mark.parametrize("data", [_nifti(1), _nifti(2), gzip.compress(_nifti(1))], ids=["nii", "nifti2", "nii.gz"])
+@pytest.mark.parametrize("data", [nifti_bytes(1), nifti_bytes(2), gzip.compress(nifti_bytes(1))], ids=["nii", "nifti2", "nii.gz"])
 def test_a_nifti_volume_is_named_and_not_called_an_archive(data):
     with pytest.raises(ImageReadError, match=r"^NIfTI volumes \(\.nii, \.nii\.gz\) are not supported"):
         read_image(data)
