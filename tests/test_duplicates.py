@@ -55,6 +55,20 @@ def test_the_hash_is_imagehash_phash():
     assert f"{int(perceptual_hashes(image[None])[0]):016x}" == str(imagehash.phash(Image.fromarray(image)))
 
 
+def test_hashes_of_many_images_at_once_are_imagehash_phash_bit_for_bit():
+    import imagehash
+
+    rng = np.random.default_rng(0)
+    flat = [np.zeros((128, 128), np.uint8), np.full((128, 128), 128, np.uint8)]  # DCT rounding decides their bits
+    images = [phantom(s) for s in range(20)] + flat + [rng.integers(0, 256, (128, 128), dtype=np.uint8),
+                                                       np.tile(np.arange(0, 256, 2, dtype=np.uint8), (128, 1))]
+    expected = [str(imagehash.phash(Image.fromarray(im))) for im in images]
+    assert [f"{int(h):016x}" for h in perceptual_hashes(np.stack(images), chunk=7)] == expected
+    sizes = [phantom(0, size=97), phantom(1, size=64)]  # a list of images of any sizes
+    assert [f"{int(h):016x}" for h in perceptual_hashes(sizes)] == [str(imagehash.phash(Image.fromarray(im)))
+                                                                     for im in sizes]
+
+
 def test_groups_join_copies_and_leave_the_others_alone():
     a, b, c = phantom(0), phantom(1), phantom(2)
     groups = near_duplicate_groups(np.stack([a, b, noised(a), c, rescaled(b), a]))

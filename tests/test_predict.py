@@ -1,4 +1,5 @@
-"""Classifier.predict with test-time augmentation (an image and its mirror), and `evaluate --tta`."""
+"""Classifier.predict with test-time augmentation (an image and its mirror), the images per model call, and
+`evaluate --tta`."""
 from __future__ import annotations
 
 import json
@@ -7,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from medimg_core import get_task
 from medimg_core.cli.main import main
-from medimg_core.inference.predict import Classifier, load_classifier
+from medimg_core.inference.predict import CPU_CHUNK, Classifier, load_classifier
 from tests.imagegen import make_class_folders
 
 
@@ -59,6 +61,15 @@ def test_tta_is_off_where_the_task_forbids_flips(generated):
     assert clf.can_flip and not no_flips.can_flip
     image = asymmetric()
     assert no_flips.predict(image, tta=True).probabilities == no_flips.predict(image).probabilities
+
+
+def test_the_answers_do_not_depend_on_how_many_images_go_through_the_model_at_once():
+    clf = load_classifier("modality")
+    x = torch.rand(2 * CPU_CHUNK + 5, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    chunked, one_call, small = clf.infer(x), clf.infer(x, batch_size=len(x)), clf.infer(x, batch_size=7)
+    for other in (one_call, small):
+        np.testing.assert_allclose(chunked.probs, other.probs, atol=1e-5)
+        np.testing.assert_allclose(chunked.scores, other.scores, rtol=1e-4, atol=1e-4)
 
 
 def test_evaluate_with_tta_on_the_models_validation_split(generated, capsys):

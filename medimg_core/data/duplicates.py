@@ -18,6 +18,7 @@ import numpy as np
 
 DEFAULT_MAX_DISTANCE = 4  # of 64 pHash bits: re-encoded or resized copies land within 0-2, unrelated scans near 32
 HASH_BITS = 64
+HASH_SIDE, HIGHFREQ_FACTOR = 8, 4  # imagehash.phash's defaults: 8 x 8 bits from a 32 x 32 thumbnail
 PART_NAMES = {"training": "train", "train": "train", "testing": "test", "test": "test", "validation": "val", "val": "val"}
 
 
@@ -27,17 +28,27 @@ def duplicate_groups(images: np.ndarray) -> np.ndarray:
     return np.array([seen.setdefault(hashlib.md5(im.tobytes()).digest(), len(seen)) for im in images], np.int64)
 
 
-def perceptual_hashes(images: np.ndarray) -> np.ndarray:
-    """64-bit pHash (imagehash.phash) of each image of an N x H x W uint8 stack, as N uint64.
+def perceptual_hashes(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """64-bit pHash (imagehash.phash) of each image of an N x H x W uint8 stack (or a list of H x W uint8 arrays of
+    any sizes), as N uint64.
 
-    The bits are packed in imagehash's order, so `f"{h:016x}"` is imagehash's hex string.
+    imagehash's own steps (a 32 x 32 Lanczos thumbnail, scipy's DCT down the columns then along the rows, the
+    lowest 8 x 8 coefficients against their median), with the DCTs and medians taken over `chunk` thumbnails at
+    once: the same bits as `imagehash.phash` (the same transform per thumbnail), about twice as fast as one call
+    per image. The bits are packed in imagehash's order, so `f"{h:016x}"` is imagehash's hex string.
     """
-    import imagehash
+    import scipy.fftpack
     from PIL import Image
 
-    bits = np.stack([imagehash.phash(Image.fromarray(im)).hash.reshape(-1) for im in images]) if len(images) else \
-        np.zeros((0, HASH_BITS), bool)
-    return np.packbits(bits, axis=1).view(">u8").reshape(-1).astype(np.uint64)
+    side, low = HASH_SIDE * HIGHFREQ_FACTOR, HASH_SIDE
+    packed = []
+    for start in range(0, len(images), chunk):
+        thumbs = np.stack([np.asarray(Image.fromarray(im).convert("L").resize((side, side), Image.Resampling.LANCZOS))
+                           for im in images[start:start + chunk]])
+        dct = scipy.fftpack.dct(scipy.fftpack.dct(thumbs, axis=1), axis=2)[:, :low, :low].reshape(len(thumbs), -1)
+        packed.append(np.packbits(dct > np.median(dct, axis=1, keepdims=True), axis=1))
+    bits = np.concatenate(packed) if packed else np.zeros((0, HASH_BITS // 8), np.uint8)
+    return bits.view(">u8").reshape(-1).astype(np.uint64)
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:

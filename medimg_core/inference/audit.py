@@ -94,7 +94,8 @@ def file_digest(data: bytes, salt: bytes) -> str:
 
 def decode_item(item: dict, side: int, fit: str, salt: bytes) -> dict:
     """Everything about one file that needs no model: size, format, header, study hash, model-input image
-    (side x side float32 bytes), pHash, or the error sentence that says why it cannot be read."""
+    (side x side float32 bytes), or the error sentence that says why it cannot be read (decode_batch adds the
+    pHash)."""
     row = {**item, "size": None, "format": None, "error": None, "verdict": None, "study": None, "phash": None,
            "digest": None, "picture_note": None, "image": None, **header_columns(None)}
     data = b""
@@ -112,16 +113,20 @@ def decode_item(item: dict, side: int, fit: str, salt: bytes) -> dict:
         row.update(error=f"The file could not be processed ({type(err).__name__}).", verdict=UNREADABLE)
     else:
         row["image"] = image.astype(np.float32).tobytes()
-        row["phash"] = f"{int(perceptual_hashes(to_uint8(image)[None])[0]):016x}"
     return row
 
 
 def decode_batch(batch: pa.Table, side: int, fit: str, salt: bytes) -> pa.Table:
-    """The decode stage: decode_item over a batch of discovered items (pydicom's warnings silenced)."""
+    """The decode stage: decode_item over a batch of discovered items (pydicom's warnings silenced), then the
+    pHashes of the batch's images in one call."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("pydicom").setLevel(logging.ERROR)
         rows = [decode_item(item, side, fit, salt) for item in batch.to_pylist()]
+    read = [row for row in rows if row["image"] is not None]
+    hashes = perceptual_hashes([to_uint8(np.frombuffer(row["image"], np.float32).reshape(side, side)) for row in read])
+    for row, value in zip(read, hashes):
+        row["phash"] = f"{int(value):016x}"
     return pa.Table.from_pylist(rows, schema=DECODED_SCHEMA)
 
 

@@ -17,6 +17,11 @@ from .prediction import Prediction
 from ..tasks import TaskSpec
 from .verdict import Reading, decide
 
+# Images per model call. On the CPU calls of 16-64 images are faster than larger ones (their activations stay in the
+# cache): 1.3-1.7x for the scan-type CNN against calls of 256, and faster for every shipped model
+# (`python -m benchmarks.model_chunk`; its numbers are in docs/benchmarks.md). A GPU wants large calls.
+CPU_CHUNK, GPU_CHUNK = 32, 512
+
 
 class Classifier:
     """A trained model with its task, calibration and out-of-distribution statistics.
@@ -63,12 +68,13 @@ class Classifier:
         return self.spec.hflip
 
     @torch.inference_mode()
-    def infer(self, x: torch.Tensor, batch_size: int = 512, tta: bool = False) -> "Outputs":
+    def infer(self, x: torch.Tensor, batch_size: int | None = None, tta: bool = False) -> "Outputs":
         """Model input (N x 1 x S x S floats, or uint8 N x S x S) -> probabilities, OOD scores, features.
 
         tta: average the calibrated class probabilities of each image and of its left-right mirror, where
         the task allows flips (`can_flip`; otherwise it changes nothing). The rejection score, the features
         and P(other) stay those of the image as given, so the rejection rule flags what it was calibrated to.
+        batch_size: images per model call (default: model_chunk for the model's device).
         """
         if x.dtype == torch.uint8:
             x = x.float().div(255)[:, None] if x.ndim == 3 else x.float().div(255)
@@ -80,6 +86,7 @@ class Classifier:
     def _outputs(self, x: torch.Tensor, batch_size: int) -> "Outputs":
         """One pass of the model over N x 1 x S x S floats, in batches."""
         logits, feats, device = [], [], next(self.model.parameters()).device  # a model still on its training GPU
+        batch_size = batch_size or model_chunk(device)
         for start in range(0, len(x), batch_size):
             f = self.model.features(x[start : start + batch_size].to(device))
             logits.append(self.model.head(f).float().cpu())
@@ -163,6 +170,11 @@ class Outputs(NamedTuple):
     scores: np.ndarray
     features: np.ndarray
     p_other: np.ndarray | None
+
+
+def model_chunk(device: torch.device) -> int:
+    """Images per model call on a device: CPU_CHUNK on the CPU, GPU_CHUNK on an accelerator."""
+    return CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
 
 
 def outputs(logits: torch.Tensor, features: torch.Tensor, num_classes: int, temperature: float,
