@@ -1,8 +1,8 @@
 """Images per model call on the CPU: each shipped model's ms per image at several call sizes.
 
 `Classifier.infer` cuts a batch into calls of `predict.CPU_CHUNK` images on the CPU. This measures why: the model's
-features over random inputs at each call size, as shipped (plain) and as the audit's actors hold it (batch norms
-folded, channels-last). Small calls keep the activations in the cache.
+features over random inputs at each call size, as the checkpoint holds it and as `load_classifier` makes it (batch
+norms folded, channels-last). Small calls keep the activations in the cache.
 
 Usage: python -m benchmarks.model_chunk [--tasks modality pneumonia brain-tumor] [--chunks 16 32 64 128 256]
            [--threads 2] [--repeats 2]
@@ -11,7 +11,6 @@ Prints one line per task and model form: ms per image at each call size (the fas
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
 import torch
@@ -39,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from medimg_core import load_classifier
-    from medimg_core.models.architectures import fuse_batch_norms
+    from medimg_core.models.checkpoint import load_checkpoint
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -48,9 +47,10 @@ def main() -> None:
         clf = load_classifier(task)
         side = clf.spec.image_size
         x = torch.rand(max(args.chunks), 1, side, side, generator=torch.Generator().manual_seed(0))
-        folded = fuse_batch_norms(copy.deepcopy(clf.model)).to(memory_format=torch.channels_last)
-        for name, model, inputs in [("as shipped", clf.model, x),
-                                    ("folded, channels-last", folded, x.contiguous(memory_format=torch.channels_last))]:
+        plain = load_checkpoint(clf.path)[0]
+        for name, model, inputs in [("as the checkpoint holds it", plain, x),
+                                    ("as load_classifier makes it", clf.model,
+                                     x.contiguous(memory_format=torch.channels_last))]:
             cells = [f"{ms_per_image(model, inputs, chunk, args.repeats):.2f}" for chunk in args.chunks]
             print(f"{task} ({side} px), {name}: {' / '.join(cells)}", flush=True)
 

@@ -1,5 +1,5 @@
-"""Classifier.predict with test-time augmentation (an image and its mirror), the images per model call, and
-`evaluate --tta`."""
+"""Classifier.predict with test-time augmentation (an image and its mirror), the images per model call, the model
+as load_classifier makes it, and `evaluate --tta`."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ import torch
 from medimg_core import get_task
 from medimg_core.cli.main import main
 from medimg_core.inference.predict import CPU_CHUNK, Classifier, load_classifier
+from medimg_core.models.checkpoint import load_checkpoint
 from tests.imagegen import make_class_folders
 
 
@@ -70,6 +71,15 @@ def test_the_answers_do_not_depend_on_how_many_images_go_through_the_model_at_on
     for other in (one_call, small):
         np.testing.assert_allclose(chunked.probs, other.probs, atol=1e-5)
         np.testing.assert_allclose(chunked.scores, other.scores, rtol=1e-4, atol=1e-4)
+
+
+def test_a_loaded_model_has_its_batch_norms_folded_and_answers_as_its_checkpoint():
+    clf = load_classifier("modality")
+    plain = load_checkpoint(clf.path)[0]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in clf.model.modules())
+    x = torch.rand(8, 1, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        np.testing.assert_allclose(clf.model(x).numpy(), plain(x).numpy(), atol=1e-4)
 
 
 def test_evaluate_with_tta_on_the_models_validation_split(generated, capsys):
