@@ -53,7 +53,11 @@ XRAY = AugmentConfig(rotate_deg=10.0, scale=(0.9, 1.2), translate=0.06, squeeze_
                      contrast=(0.6, 1.4), brightness=0.1, gamma=(0.6, 1.6), blur_p=0.3, noise_p=0.3, noise_std=0.04,
                      window_p=0.3, window_low=0.2, window_high=0.8, lowres_p=0.3, lowres=(0.4, 0.9), text_p=0.2)
 
-AUGMENT_SETS = {"standard": AugmentConfig(), "across-sources": ACROSS_SOURCES, "x-ray": XRAY}
+# Geometry and gamma only (flips, rotations, zoom, shifts, gamma): no contrast, brightness, blur, noise or black bars,
+# for a task whose own images all come from one archive and its test split from the same one.
+LIGHT = AugmentConfig(squeeze_p=0.0, contrast=(1.0, 1.0), brightness=0.0, blur_p=0.0, noise_p=0.0)
+
+AUGMENT_SETS = {"standard": AugmentConfig(), "across-sources": ACROSS_SOURCES, "x-ray": XRAY, "light": LIGHT}
 
 
 def scaled(cfg: AugmentConfig, strength: float) -> AugmentConfig:
