@@ -168,7 +168,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmentation")
     p.add_argument("--image-size", type=int, help="input side in pixels (default: the task's own)")
     p.add_argument("--augment-strength", type=float, default=1.0, help="scale every augmentation range (default 1)")
-    # augment.AUGMENT_SETS's names, written out so that the parser does not import torch (a test keeps them equal)
+    # augment.AUGMENT_SETS's names, written out so that the parser does not import torch (a test names each set here)
     p.add_argument("--augment-set", default="standard", choices=["standard", "across-sources", "x-ray", "light"],
                    help="across-sources adds random intensity windows, background level, resolution and burned-in text; "
                         "x-ray: exposure, contrast, gamma, blur, noise, resolution and marks, zooming in, no black bars; "
