@@ -25,7 +25,7 @@ import torch
 
 from benchmarks.audit_throughput import unpack
 from medimg_core.data.duplicates import perceptual_hashes
-from medimg_core.inference.audit import decode_batch, file_digest, predictor_for
+from medimg_core.inference.audit import decode_batch, file_digest, predictor_for, stage_side
 from medimg_core.inference.audit_files import discover, file_format
 from medimg_core.inference.picture_check import not_a_scan
 from medimg_core.inference.predict import CPU_CHUNK
@@ -73,13 +73,10 @@ def int8_features(model: torch.nn.Module, calibration: torch.Tensor) -> torch.nn
         return convert_fx(prepared)
 
 
-def int8_check(clf, images: list, calibration_paths: list[Path], repeats: int) -> None:
+def int8_check(clf, images: list, x: list[torch.Tensor], calibration: list, repeats: int) -> None:
     """Print the modality model's features as float and as int8 (ms per image in calls of CPU_CHUNK), and how many of
-    the images' labels and flags the int8 model changes."""
-    calibration = clf.input_tensor([to_model_input(read_image(Path(p).read_bytes()), 64, fit="squash")
-                                    for p in calibration_paths])
-    quantized = int8_features(clf.model, calibration)
-    x = list(clf.input_tensor(images))
+    the images' labels and flags the int8 model changes. x: the images as model input; calibration: other images."""
+    quantized = int8_features(clf.model, clf.input_tensor(calibration))
     float_ms = ms_per_item(lambda t: in_calls(clf.model.features, t), x, repeats)
     int8_ms = ms_per_item(lambda t: in_calls(quantized, t), [t.contiguous() for t in x], repeats)
     before = clf.predict_batch(images)
@@ -108,11 +105,12 @@ def main() -> None:
         paths, calibration_paths = paths[:args.files], paths[args.files:]
         wanted = {str(p) for p in paths}
         items = [item for item in discover([tmp]) if str(item["path"]) in wanted]
+        actor = predictor_for("modality", None)(threads=1)
+        side, fit = stage_side(actor.clf.spec), actor.clf.spec.fit  # what the audit's decode stage hands on
         blobs = [p.read_bytes() for p in paths]
         pictures = [read_image(b) for b in blobs]
-        images = [to_model_input(p, 64, fit="squash") for p in pictures]
-        actor = predictor_for("modality", None)(threads=1)
-        decoded = decode_batch(pa.Table.from_pylist(items), 64, "squash", b"salt")
+        images = [to_model_input(p, side, fit=fit) for p in pictures]
+        decoded = decode_batch(pa.Table.from_pylist(items), side, fit, b"salt")
         model_inputs = list(actor.clf.input_tensor(images))
         steps = {
             "read the file's bytes": (lambda ps: [p.read_bytes() for p in ps], paths),
@@ -120,10 +118,10 @@ def main() -> None:
             "file_format": (lambda bs: [file_format(b) for b in bs], blobs),
             "file_digest": (lambda bs: [file_digest(b, b"salt") for b in bs], blobs),
             "not_a_scan (the picture check)": (lambda ps: [not_a_scan(p) for p in ps], pictures),
-            "to_model_input": (lambda ps: [to_model_input(p, 64, fit="squash") for p in ps], pictures),
+            "to_model_input": (lambda ps: [to_model_input(p, side, fit=fit) for p in ps], pictures),
             "perceptual_hashes (one call)": (lambda ims: perceptual_hashes([to_uint8(i) for i in ims]), images),
             "decode stage in all (decode_batch)": (
-                lambda its: decode_batch(pa.Table.from_pylist(its), 64, "squash", b"salt"), items),
+                lambda its: decode_batch(pa.Table.from_pylist(its), side, fit, b"salt"), items),
             "model stage in all (the actor)": (
                 lambda rows: [actor(decoded.slice(k, 256)) for k in range(0, len(rows), 256)],
                 list(range(decoded.num_rows))),
@@ -140,7 +138,8 @@ def main() -> None:
         print(f"the floor's work {floor:.3f} ms, the audit's {audit:.3f} ms per file: {audit / floor:.1f}x, "
               f"{free_model / floor:.1f}x with a model that cost nothing")
         if args.int8:
-            int8_check(actor.clf, images, calibration_paths, args.repeats)
+            calibration = [to_model_input(read_image(p.read_bytes()), side, fit=fit) for p in calibration_paths]
+            int8_check(actor.clf, images, model_inputs, calibration, args.repeats)
 
 
 if __name__ == "__main__":
